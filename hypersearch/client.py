@@ -1,0 +1,175 @@
+"""The client used *inside* training scripts to hand metrics to hypersearch.
+
+Example::
+
+    from hypersearch.client import report
+
+    for epoch in range(10):
+        ...
+        report(step=epoch, val_acc=0.91, loss=0.2)
+
+Line format (any language can print it; one line per report)::
+
+    @hypersearch {"step": 3, "metrics": {"val_acc": 0.91, "loss": 0.2}}
+
+- the tag ``@hypersearch`` and one space, then a JSON object on the same line;
+- ``"step"``: an integer >= 0, or ``null`` (hypersearch then numbers the reports itself);
+- ``"metrics"``: an object mapping metric names to numbers. Names match
+  ``[A-Za-z_][A-Za-z0-9_.\\-/]*`` (``val_acc``, ``train/loss``, ``top-1``). JSON has no NaN or
+  infinity, so those are written as the strings ``"nan"``, ``"inf"`` and ``"-inf"``.
+
+Where the line goes: if the environment variable ``HYPERSEARCH_REPORT_FD`` holds a file
+descriptor number (hypersearch sets it for shell-command trials), the line is written to that
+descriptor in one ``os.write``, so reports never interleave with the script's own output; if that
+write fails, or the variable is absent, the line is printed to stdout and flushed.
+
+This module uses only the standard library and imports nothing else from hypersearch: training
+scripts pay no import cost (no numpy) for reporting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import operator
+import os
+import re
+import sys
+import threading
+
+__all__ = ["REPORT_FD_ENV", "TAG", "TRIAL_ENV", "format_line", "in_trial", "report"]
+
+TAG = "@hypersearch"
+REPORT_FD_ENV = "HYPERSEARCH_REPORT_FD"
+TRIAL_ENV = "HYPERSEARCH_TRIAL"
+
+# Kept in step with hypersearch.execution.metric_lines.METRIC_NAME_RE (not imported: this module
+# must stay free of other hypersearch imports).
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
+# One lock so that reports from several threads never interleave inside one line on stdout.
+_LOCK = threading.Lock()
+
+
+def in_trial() -> bool:
+    """True when running as a hypersearch trial (``HYPERSEARCH_TRIAL`` is set and non-empty)."""
+    return bool(os.environ.get(TRIAL_ENV))
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"report(): metric name must be a non-empty string, got {name!r}")
+    if _NAME_RE.fullmatch(name) is None:
+        raise ValueError(
+            f"report(): metric name {name!r} is invalid: it must match "
+            r"[A-Za-z_][A-Za-z0-9_.\-/]* (e.g. 'val_acc', 'train/loss')"
+        )
+    return name
+
+
+def _is_bool(value: object) -> bool:
+    # numpy.bool_ is not a numbers.Real but converts with float(); reject it like bool.
+    kind = type(value)
+    return isinstance(value, bool) or (
+        kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+    )
+
+
+def _check_value(name: str, value: object) -> float:
+    if _is_bool(value):
+        raise ValueError(f"report(): metric {name!r} is a bool ({value!r}); pass a number")
+    if isinstance(value, str | bytes | bytearray):
+        raise ValueError(f"report(): metric {name!r} is text ({value!r}); pass a number")
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        raise ValueError(f"report(): metric {name!r} is complex ({value!r}); pass a real number")
+    # numbers.Real covers int, float, Fraction and numpy scalars; float() also takes Decimal,
+    # 0-d arrays and one-element tensors, which training scripts often hold.
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ValueError(
+            f"report(): metric {name!r} value {value!r} is too large for a float"
+        ) from None
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"report(): metric {name!r} must be a real number, got {type(value).__name__} {value!r}"
+        ) from None
+    return result
+
+
+def _check_step(step: object) -> int | None:
+    if step is None:
+        return None
+    if _is_bool(step):
+        raise ValueError(f"report(): step must be an int >= 0 or None, got bool {step!r}")
+    try:
+        index = operator.index(step)  # type: ignore[arg-type]  # int and numpy integers
+    except TypeError:
+        raise ValueError(
+            f"report(): step must be an int >= 0 or None, got {type(step).__name__} {step!r}"
+        ) from None
+    if index < 0:
+        raise ValueError(f"report(): step must be >= 0, got {index}")
+    return index
+
+
+def _json_number(value: float) -> float | str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def format_line(step: int | None = None, **metrics: float) -> str:
+    """Validate a report and return its tagged line (without the newline).
+
+    >>> format_line(step=3, val_acc=0.91)
+    '@hypersearch {"step": 3, "metrics": {"val_acc": 0.91}}'
+
+    Raises ValueError naming the offending argument for a bad name, value or step.
+    """
+    checked_step = _check_step(step)
+    if not metrics:
+        raise ValueError("report() needs at least one metric, e.g. report(step=3, val_acc=0.91)")
+    values = {_check_name(name): _json_number(_check_value(name, v)) for name, v in metrics.items()}
+    payload = json.dumps({"step": checked_step, "metrics": values}, allow_nan=False)
+    return f"{TAG} {payload}"
+
+
+def _report_fd() -> int | None:
+    raw = os.environ.get(REPORT_FD_ENV, "").strip()
+    if not raw.isdigit():  # absent or not a descriptor number: use stdout
+        return None
+    return int(raw)
+
+
+def _write_fd(fd: int, data: bytes) -> bool:
+    try:
+        written = os.write(fd, data)  # one write: atomic on pipes for lines up to PIPE_BUF
+        while written < len(data):  # longer lines may be written in parts
+            written += os.write(fd, data[written:])
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def report(step: int | None = None, **metrics: float) -> None:
+    """Report metrics of the current trial, optionally at a training step.
+
+    >>> report(step=3, val_acc=0.91, loss=0.2)  # doctest: +SKIP
+
+    ``step`` is an int >= 0 or None; metric values are real numbers (numpy scalars welcome,
+    bool is refused). Writes one line in the format described in this module's docstring.
+    Raises ValueError with the offending name or value; nothing is written then.
+    """
+    line = format_line(step, **metrics) + "\n"
+    with _LOCK:
+        fd = _report_fd()
+        if fd is not None and _write_fd(fd, line.encode("ascii")):
+            return
+        stream = sys.stdout
+        if stream is None:  # pythonw and detached processes have no stdout
+            return
+        stream.write(line)  # the whole line in one call, so threads can't split it
+        stream.flush()

@@ -1,0 +1,1 @@
+"""Running trials: in process, in child processes; leases that keep them owned."""

@@ -1,0 +1,380 @@
+"""Executors run claimed trials: in this process, or in a pool of child processes.
+
+The driver (study/optimize.py) claims trials and submits them; an executor runs each one and
+hands back `Finished` records. While a trial runs, what the objective reports goes to a `Sink`
+(the study), which writes it to storage under the trial's lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hypersearch.errors import HypersearchError
+from hypersearch.execution.evaluate import evaluate
+from hypersearch.space import Distribution, Space
+from hypersearch.space.distributions import distribution_from_json
+from hypersearch.trial import FailureReason, FrozenTrial, Outcome, Trial, TrialState
+
+
+class Sink(Protocol):
+    """Receives what running objectives do (implemented by Study)."""
+
+    def report_metrics(
+        self, trial: FrozenTrial, step: int | None, metrics: dict[str, float]
+    ) -> None: ...
+
+    def suggest_param(self, trial: FrozenTrial, name: str, dist: Distribution) -> Any: ...
+
+
+@dataclass
+class Finished:
+    trial: FrozenTrial  # the claimed record (lease owner and epoch)
+    outcome: Outcome
+    flat_params: dict[str, Any] | None = None  # define-by-run: what the objective suggested
+    distributions: dict[str, Any] | None = None
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class _SinkBackend:
+    """Connects a live Trial to the sink, remembering which claimed record it belongs to."""
+
+    def __init__(self, sink: Sink, claimed: FrozenTrial) -> None:
+        self.sink = sink
+        self.claimed = claimed
+
+    def report(self, trial: Trial, step: int | None, metrics: dict[str, float]) -> None:
+        self.sink.report_metrics(self.claimed, step, metrics)
+
+    def suggest(self, trial: Trial, name: str, dist: Distribution) -> Any:
+        return self.sink.suggest_param(self.claimed, name, dist)
+
+
+def finished_from_trial(claimed: FrozenTrial, trial: Trial, outcome: Outcome) -> Finished:
+    define_by_run = trial.space is None
+    return Finished(
+        claimed,
+        outcome,
+        flat_params=dict(trial.flat_params) if define_by_run else None,
+        distributions=dict(trial.distributions or {}) if define_by_run else None,
+        user_attrs=dict(trial.user_attrs),
+    )
+
+
+class InProcessExecutor:
+    """Runs one trial at a time in the calling process: fastest, and debuggers work."""
+
+    capacity = 1
+
+    def __init__(
+        self,
+        objective: Callable[..., Any],
+        style: str,
+        space: Space | None,
+        metric: str | None,
+        sink: Sink,
+    ) -> None:
+        self.objective, self.style, self.space, self.metric, self.sink = (
+            objective,
+            style,
+            space,
+            metric,
+            sink,
+        )
+        self._pending: FrozenTrial | None = None
+
+    @property
+    def idle(self) -> int:
+        return 0 if self._pending is not None else 1
+
+    @property
+    def busy(self) -> int:
+        return 1 - self.idle
+
+    def next_worker(self) -> str:
+        """The name of the worker the next submitted trial will run on."""
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def submit(self, claimed: FrozenTrial) -> None:
+        self._pending = claimed
+
+    def wait(self, timeout: float) -> list[Finished]:
+        claimed, self._pending = self._pending, None
+        if claimed is None:
+            return []
+        trial = Trial(
+            claimed.number,
+            claimed.flat_params,
+            self.space,
+            _SinkBackend(self.sink, claimed),
+            distributions={} if self.space is None else None,
+        )
+        outcome = evaluate(self.objective, self.style, trial, self.metric)
+        return [finished_from_trial(claimed, trial, outcome)]
+
+    def running(self) -> list[FrozenTrial]:
+        return [self._pending] if self._pending is not None else []
+
+    def cancel(self, reason: str) -> None:
+        """Nothing to do: between calls to wait() no trial runs in this process."""
+
+    def close(self) -> None:
+        self._pending = None
+
+
+# -- child processes --------------------------------------------------------------------------
+
+_HEADER = struct.Struct(">I")
+
+
+def write_frame(fd: int, payload: bytes) -> None:
+    data = _HEADER.pack(len(payload)) + payload
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def read_exact(fd: int, size: int) -> bytes | None:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = os.read(fd, remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int) -> bytes | None:
+    header = read_exact(fd, _HEADER.size)
+    if header is None:
+        return None
+    return read_exact(fd, _HEADER.unpack(header)[0])
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[bytes]
+    to_child: int
+    from_child: int
+    trial: FrozenTrial | None = None
+    cancelled: str | None = None  # why the driver killed it
+    ready: bool = False  # the child has loaded the objective
+
+
+class ProcessPoolExecutor:
+    """`n` child processes, each running one trial at a time.
+
+    The objective travels once per child with cloudpickle (by reference when importable, by
+    value when defined in ``__main__``); parameters and results travel as JSON. A child that
+    dies (SIGKILL, segfault, os._exit) costs only its trial, which is recorded as
+    ``crashed``; a fresh child takes its place.
+    """
+
+    def __init__(
+        self,
+        objective: Callable[..., Any],
+        style: str,
+        space: Space | None,
+        metric: str | None,
+        sink: Sink,
+        n_workers: int,
+    ) -> None:
+        import cloudpickle
+
+        self.sink = sink
+        self.capacity = n_workers
+        self._payload = _pickle_objective(
+            cloudpickle, (objective, style, space.tree if space else None, metric)
+        )
+        self._selector = selectors.DefaultSelector()
+        self._workers: list[_Worker] = []
+        for _ in range(n_workers):
+            self._workers.append(self._start())
+
+    def _start(self) -> _Worker:
+        parent_read, child_write = os.pipe()
+        child_read, parent_write = os.pipe()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hypersearch.execution.child",
+                str(child_read),
+                str(child_write),
+                str(os.getpid()),
+            ],
+            pass_fds=(child_read, child_write),
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": _python_path()},
+        )
+        os.close(child_read)
+        os.close(child_write)
+        worker = _Worker(process, parent_write, parent_read)
+        write_frame(parent_write, self._payload)
+        self._selector.register(parent_read, selectors.EVENT_READ, worker)
+        return worker
+
+    @property
+    def idle(self) -> int:
+        """Workers ready for a trial: a trial is claimed only when one can start at once."""
+        return sum(1 for w in self._workers if w.ready and w.trial is None)
+
+    @property
+    def busy(self) -> int:
+        """Workers running a trial or still starting (the driver keeps waiting for them)."""
+        return sum(1 for w in self._workers if w.trial is not None or not w.ready)
+
+    def running(self) -> list[FrozenTrial]:
+        return [w.trial for w in self._workers if w.trial is not None]
+
+    def cancel(self, reason: str) -> None:
+        """Kill the workers running trials; their trials end as ``interrupted``."""
+        for worker in self._workers:
+            if worker.trial is not None and worker.cancelled is None:
+                worker.cancelled = reason
+                worker.process.kill()
+
+    def next_worker(self) -> str:
+        worker = next(w for w in self._workers if w.ready and w.trial is None)
+        return f"{socket.gethostname()}:{worker.process.pid}"
+
+    def submit(self, claimed: FrozenTrial) -> None:
+        worker = next(w for w in self._workers if w.ready and w.trial is None)
+        worker.trial = claimed
+        message = {"op": "run", "number": claimed.number, "flat_params": claimed.flat_params}
+        with contextlib.suppress(OSError):  # a dead child's EOF is reported by wait()
+            write_frame(worker.to_child, json.dumps(message).encode())
+
+    def wait(self, timeout: float) -> list[Finished]:
+        done: list[Finished] = []
+        deadline = time.monotonic() + timeout
+        while not done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for key, _ in self._selector.select(remaining):
+                worker: _Worker = key.data
+                frame = read_frame(worker.from_child)
+                if frame is None:
+                    done.extend(self._replace(worker))
+                    continue
+                finished = self._handle(worker, json.loads(frame))
+                if finished is not None:
+                    done.append(finished)
+        return done
+
+    def _handle(self, worker: _Worker, message: dict[str, Any]) -> Finished | None:
+        claimed = worker.trial
+        op = message["op"]
+        if op == "ready":
+            worker.ready = True
+            return None
+        if op == "fatal":
+            raise HypersearchError(
+                "the worker processes cannot load the objective; define it at the top level of "
+                "an importable module or of the script itself.\n" + message["detail"]
+            )
+        if claimed is None:
+            return None
+        if op == "report":
+            self.sink.report_metrics(claimed, message["step"], message["metrics"])
+        elif op == "suggest":
+            dist = distribution_from_json(message["distribution"])
+            value = self.sink.suggest_param(claimed, message["name"], dist)
+            with contextlib.suppress(OSError):  # a dead child's EOF is reported by wait()
+                write_frame(worker.to_child, json.dumps({"op": "value", "value": value}).encode())
+        elif op == "done":
+            worker.trial = None
+            outcome = Outcome(
+                TrialState(message["state"]),
+                message["value"],
+                message["metrics"],
+                message["failure_reason"],
+                message["failure_detail"],
+            )
+            return Finished(
+                claimed,
+                outcome,
+                message.get("flat_params"),
+                message.get("distributions"),
+                message.get("user_attrs") or {},
+            )
+        return None
+
+    def _replace(self, worker: _Worker) -> list[Finished]:
+        """A child died: record its trial as crashed and start a new child in its place."""
+        self._selector.unregister(worker.from_child)
+        for fd in (worker.from_child, worker.to_child):
+            os.close(fd)
+        code = worker.process.wait()
+        index = self._workers.index(worker)
+        self._workers[index] = self._start()
+        if worker.trial is None:
+            return []
+        if worker.cancelled is not None:
+            reason, detail = FailureReason.INTERRUPTED.value, worker.cancelled
+        else:
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            reason = FailureReason.CRASHED.value
+            detail = f"the process running the objective died ({how})"
+        return [
+            Finished(
+                worker.trial,
+                Outcome(TrialState.FAILED, failure_reason=reason, failure_detail=detail),
+            )
+        ]
+
+    def close(self) -> None:
+        for worker in self._workers:
+            with contextlib.suppress(OSError):
+                write_frame(worker.to_child, b'{"op": "exit"}')
+        deadline = time.monotonic() + 2.0
+        for worker in self._workers:
+            try:
+                worker.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            self._selector.unregister(worker.from_child)
+            os.close(worker.from_child)
+            os.close(worker.to_child)
+        self._workers = []
+        self._selector.close()
+
+
+def _pickle_objective(cloudpickle: Any, payload: Any) -> bytes:
+    """Pickle the objective for the children. Functions of the main script travel by value;
+    that includes ``__mp_main__``, the main script as seen inside a multiprocessing child."""
+    objective = payload[0]
+    module = sys.modules.get(getattr(objective, "__module__", "") or "")
+    by_value = module is not None and module.__name__ == "__mp_main__"
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return bytes(cloudpickle.dumps(payload))
+    except Exception as error:
+        raise HypersearchError(
+            f"the objective cannot be sent to worker processes (n_jobs > 1): {error}; "
+            "use n_jobs=1 or make what it uses picklable"
+        ) from error
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _python_path() -> str:
+    """The parent's import path, so children import the same modules (the script's folder too)."""
+    entries = [p or os.getcwd() for p in sys.path]
+    return os.pathsep.join(dict.fromkeys(entries))

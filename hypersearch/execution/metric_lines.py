@@ -1,0 +1,457 @@
+"""Metrics from the output of shell-command trials: parsing, aggregation, stop conditions.
+
+Accepted lines, in order of preference (one event per line at most):
+
+1. ``client``: the tagged line written by :func:`hypersearch.client.report` (on stdout or on the
+   ``HYPERSEARCH_REPORT_FD`` channel)::
+
+       @hypersearch {"step": 3, "metrics": {"val_acc": 0.91, "loss": "nan"}}
+
+2. ``json``: a line that is one JSON object, in one of these shapes (``"epoch"`` may stand for
+   ``"step"``; only numeric values are taken; NaN/Infinity literals are accepted)::
+
+       {"metric": "val_acc", "value": 0.91, "step": 3}
+       {"val_acc": 0.91, "loss": 0.2, "step": 3}
+       {"step": 3, "metrics": {"val_acc": 0.91}}
+
+   A JSON object with no numeric metric yields nothing (it is not read as a plain line).
+3. ``plain``: progress lines, for the *declared* metrics only::
+
+       val_acc=0.91    val_acc: 0.91    val_acc = 0.91    'val_acc': 0.91
+       1875/1875 [=====] - 3s 2ms/step - loss: 0.2345 - val_loss: 0.2011
+
+   A name must not be glued to a preceding word character, ``.``, ``-`` or ``/`` (so a declared
+   ``loss`` ignores ``val_loss=``, ``train/loss=`` and ``--loss=``). Numbers: ints, floats,
+   exponent form, ``nan``, ``inf``, ``-inf`` (NaN is kept as ``float('nan')``). The step is taken
+   from ``step N`` or ``epoch N`` / ``Epoch N/M`` on the same line (``step`` wins when both appear),
+   else from the last header line that was only ``Epoch N/M`` (Keras prints it before the
+   progress lines), else None and the caller numbers the events.
+
+Robustness: :meth:`MetricParser.feed` never raises on any ``str``/``bytes`` content and its work
+is bounded: lines are cut to :data:`LINE_CAP` before parsing, bytes are decoded with
+``errors="replace"``, ANSI colour codes are dropped, and ``\\r``-separated progress updates
+(tqdm, Keras) are parsed one segment at a time (the newest :data:`SEGMENT_CAP` of them: earlier
+updates of a progress bar were overwritten anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "AGGREGATIONS",
+    "CLIENT_TAG",
+    "LINE_CAP",
+    "METRIC_NAME_RE",
+    "SEGMENT_CAP",
+    "STOP_OPERATORS",
+    "LineSplitter",
+    "MetricEvent",
+    "MetricParser",
+    "StopCondition",
+    "aggregate",
+    "parse_client_line",
+    "parse_stop_condition",
+]
+
+LINE_CAP = 64 * 1024
+"""Longest line parsed, in characters (``feed``) or bytes (``LineSplitter``); the rest is cut."""
+
+SEGMENT_CAP = 1000
+"""Most ``\\r``/``\\n``-separated segments parsed from one fed line (the newest are kept)."""
+
+CLIENT_TAG = "@hypersearch"
+METRIC_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
+Source = Literal["client", "json", "plain"]
+
+_NUMBER = r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|(?ai:nan|inf(?:inity)?))"
+# ASCII only ([0-9], not \d; (?ai:) since (?i) lets 'ınf' match 'inf'): float() and int()
+# must accept exactly what the regex matched.
+# A number must end cleanly: '0.5x', '1.2.3' and '1e' are garbage, not 0.5 / 1.2 / 1.
+_NUMBER_END = r"(?!\w|\.[0-9])"
+_NUMBER_RE = re.compile(_NUMBER)
+# Names glued to a word char, '.', '-' or '/' are other metrics ('val_loss', 'train/loss').
+_NOT_GLUED = r"(?<![\w.\-/])"
+_STEP_RE = re.compile(
+    _NOT_GLUED + r"(?ai:(epoch|step))\s*[:=#]?\s*([0-9]{1,18})(?![0-9]|\.[0-9])"
+)  # 18 digits: always an int, never a 10,000-digit parse
+_HEADER_RE = re.compile(r"\s*(?ai:epoch)\s*([0-9]{1,18})\s*(?:/\s*[0-9]{1,18}\s*)?:?\s*")
+_TAG_RE = re.compile(r"(?<![\w.])" + re.escape(CLIENT_TAG) + r"(?![\w.\-])")
+_LINE_END_RE = re.compile(r"[\r\n]")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+_SPECIAL_STRINGS = {
+    "nan": math.nan,
+    "inf": math.inf,
+    "+inf": math.inf,
+    "infinity": math.inf,
+    "+infinity": math.inf,
+    "-inf": -math.inf,
+    "-infinity": -math.inf,
+}
+_STEP_KEYS = ("step", "epoch")
+
+
+@dataclass(frozen=True)
+class MetricEvent:
+    """Metric values read from one line: ``step`` (None: caller numbers it), ``values``, ``source``.
+
+    >>> MetricParser(["loss"]).feed("epoch 2 loss=0.5")
+    [MetricEvent(step=2, values={'loss': 0.5}, source='plain')]
+    """
+
+    step: int | None
+    values: dict[str, float] = field(hash=False)
+    source: Source
+
+
+def _is_name(name: object) -> bool:
+    return isinstance(name, str) and METRIC_NAME_RE.fullmatch(name) is not None
+
+
+def _json_float(value: Any) -> float | None:
+    """A JSON value as a metric: ints and floats only (bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # a 400-digit JSON integer
+        return math.inf if value > 0 else -math.inf
+
+
+def _json_step(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
+
+
+def _client_event(payload: Any) -> MetricEvent | None:
+    if not isinstance(payload, dict) or not isinstance(payload.get("metrics"), dict):
+        return None
+    values: dict[str, float] = {}
+    for name, raw in payload["metrics"].items():
+        if not _is_name(name):
+            continue
+        value = _SPECIAL_STRINGS.get(raw.lower()) if isinstance(raw, str) else _json_float(raw)
+        if value is not None:
+            values[name] = value
+    if not values:
+        return None
+    return MetricEvent(_json_step(payload.get("step")), values, "client")
+
+
+def _decode(line: str | bytes | bytearray | memoryview) -> str:
+    if isinstance(line, str):
+        return line[:LINE_CAP]
+    if isinstance(line, bytes | bytearray | memoryview):
+        return bytes(line[:LINE_CAP]).decode("utf-8", errors="replace")
+    raise TypeError(f"expected a str or bytes line, got {type(line).__name__}")
+
+
+def _load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError, MemoryError):  # bad JSON, deep nesting, huge ints
+        return None
+
+
+def parse_client_line(text: str | bytes) -> MetricEvent | None:
+    """Parse one client line, tagged (stdout) or bare JSON (fd channel); None if it isn't one.
+
+    >>> parse_client_line('@hypersearch {"step": 3, "metrics": {"val_acc": 0.91}}')
+    MetricEvent(step=3, values={'val_acc': 0.91}, source='client')
+
+    Entries with invalid names or non-numeric values are skipped; a negative or fractional step
+    reads as None. Never raises on str/bytes content.
+    """
+    line = _decode(text)
+    match = _TAG_RE.search(line)
+    payload = line[match.end() :] if match else line
+    return _client_event(_load_json(payload.strip()))
+
+
+def _json_event(obj: dict[Any, Any]) -> MetricEvent | None:
+    step = next((_json_step(obj[k]) for k in _STEP_KEYS if k in obj), None)
+    values: dict[str, float] = {}
+    if isinstance(obj.get("metric"), str):  # {"metric": "val_acc", "value": 0.91}
+        value = _json_float(obj.get("value"))
+        if value is not None and _is_name(obj["metric"]):
+            values[obj["metric"]] = value
+    else:
+        source = obj["metrics"] if isinstance(obj.get("metrics"), dict) else obj
+        for name, raw in source.items():
+            if name in _STEP_KEYS or not _is_name(name):
+                continue
+            value = _json_float(raw)
+            if value is not None:
+                values[name] = value
+    return MetricEvent(step, values, "json") if values else None
+
+
+class MetricParser:
+    """Turn trial output lines into :class:`MetricEvent` (see the module docstring for forms).
+
+    ``metrics`` are the declared names read from plain lines; client and JSON lines give every
+    metric they carry. The parser is stateful only in remembering the last ``Epoch N/M`` header.
+
+    >>> parser = MetricParser(["loss", "val_acc"])
+    >>> parser.feed("Epoch 3/10")
+    []
+    >>> parser.feed("313/313 [====] - 1s 2ms/step - loss: 0.2345 - val_acc: 0.9100")
+    [MetricEvent(step=3, values={'loss': 0.2345, 'val_acc': 0.91}, source='plain')]
+    """
+
+    def __init__(self, metrics: Sequence[str] = ()) -> None:
+        if isinstance(metrics, str):  # a lone name would otherwise be read letter by letter
+            metrics = [metrics]
+        for name in metrics:
+            if not _is_name(name):
+                raise ValueError(
+                    f"declared metric name {name!r} is invalid: it must match "
+                    r"[A-Za-z_][A-Za-z0-9_.\-/]*"
+                )
+        self.metrics: tuple[str, ...] = tuple(dict.fromkeys(metrics))
+        self._epoch: int | None = None
+        self._plain: re.Pattern[str] | None = None
+        if self.metrics:
+            names = "|".join(re.escape(n) for n in sorted(self.metrics, key=len, reverse=True))
+            # An optional quote after the name also reads Python-dict logs ({'loss': 0.5}).
+            self._plain = re.compile(
+                _NOT_GLUED + f"({names})['\"]?\\s*[:=]\\s*({_NUMBER}){_NUMBER_END}"
+            )
+
+    def feed(self, line: str | bytes) -> list[MetricEvent]:
+        """Parse one line (or ``\\r``-separated progress updates); never raises on content."""
+        text = _decode(line)
+        if "\x1b" in text:  # colour codes never span a line end, so strip them once
+            text = _ANSI_RE.sub("", text)
+        if not self._may_hold_metrics(text):  # one cheap pass settles most output lines
+            return []
+        segments = _LINE_END_RE.split(text)
+        if len(segments) > SEGMENT_CAP:  # keep the newest progress updates; bounds the work
+            segments = segments[-SEGMENT_CAP:]
+        events: list[MetricEvent] = []
+        for segment in segments:
+            if segment and not segment.isspace():
+                event = self._segment(segment)
+                if event is not None:
+                    events.append(event)
+        return events
+
+    def _may_hold_metrics(self, text: str) -> bool:
+        if "{" in text or CLIENT_TAG in text:
+            return True
+        if self._plain is None:
+            return False
+        # Across line ends this search finds a superset of the per-segment matches.
+        return self._plain.search(text) is not None or "poch" in text.lower()
+
+    def _segment(self, segment: str) -> MetricEvent | None:
+        if CLIENT_TAG in segment:
+            event = parse_client_line(segment)
+            if event is not None:
+                return event
+            # A tag with a broken payload may be an e-mail or URL; read the line as usual.
+        stripped = segment.strip()
+        if stripped.startswith("{") and stripped.endswith("}"):
+            obj = _load_json(stripped)
+            if isinstance(obj, dict):
+                return _json_event(obj)
+        return self._plain_event(segment)
+
+    def _plain_event(self, segment: str) -> MetricEvent | None:
+        if self._plain is None:
+            return None
+        header = _HEADER_RE.fullmatch(segment) if len(segment) <= 80 else None
+        if header is not None:
+            self._epoch = int(header.group(1))
+            return None
+        values: dict[str, float] = {}
+        for match in self._plain.finditer(segment):
+            values[match.group(1)] = float(match.group(2))  # the last occurrence wins
+        if not values:
+            return None
+        found = {kind.lower(): int(n) for kind, n in _STEP_RE.findall(segment)[::-1]}
+        step = found.get("step", found.get("epoch", self._epoch))
+        return MetricEvent(step, values, "plain")
+
+
+class LineSplitter:
+    """Split a byte stream into text lines on ``\\n`` and ``\\r``, with bounded memory.
+
+    Partial lines are held between chunks, but never more than ``cap`` bytes: a longer line is
+    emitted cut at ``cap`` and the rest of it, up to the next line end, is dropped. Empty lines
+    are skipped (so ``\\r\\n`` is one line end). Bytes are decoded as UTF-8 with
+    ``errors="replace"``.
+
+    >>> splitter = LineSplitter()
+    >>> splitter.feed(b"loss=0.5\\nepoch 1\\r")
+    ['loss=0.5', 'epoch 1']
+    >>> splitter.feed(b"acc=0.9"), splitter.flush()
+    ([], ['acc=0.9'])
+    """
+
+    def __init__(self, cap: int = LINE_CAP) -> None:
+        if cap < 1:
+            raise ValueError(f"cap must be >= 1, got {cap}")
+        self.cap = cap
+        self._buffer = bytearray()
+        self._skipping = False  # inside the dropped tail of an over-long line
+
+    def _emit(self, out: list[str]) -> None:
+        if self._buffer:
+            out.append(self._buffer.decode("utf-8", errors="replace"))
+        self._buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """Add a chunk; return the lines it completed."""
+        out: list[str] = []
+        if not chunk:
+            return out
+        parts = bytes(chunk).replace(b"\r", b"\n").split(b"\n")
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            ended = i < last  # a line end follows this part
+            if self._skipping:
+                self._skipping = not ended
+                continue
+            room = self.cap - len(self._buffer)
+            if len(part) > room:
+                self._buffer += part[:room]
+                self._emit(out)
+                self._skipping = not ended
+                continue
+            self._buffer += part
+            if ended:
+                self._emit(out)
+        return out
+
+    def flush(self) -> list[str]:
+        """At end of stream: return the unterminated last line, if any, and reset."""
+        out: list[str] = []
+        self._emit(out)
+        self._skipping = False
+        return out
+
+
+AGGREGATIONS = ("last", "min", "max", "avg", "mean")
+
+
+def aggregate(values: Sequence[float], how: str) -> float | None:
+    """Reduce a metric's series to one value: ``last``, ``min``, ``max``, ``avg`` (or ``mean``).
+
+    None for an empty series. ``last`` returns the last value even if it is NaN; ``min``, ``max``
+    and ``avg`` skip NaN values and are NaN only when every value is NaN.
+
+    >>> aggregate([3.0, float("nan"), 1.0], "min"), aggregate([1.0, 2.0], "mean")
+    (1.0, 1.5)
+    """
+    kind = how.strip().lower() if isinstance(how, str) else how
+    if kind not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {how!r}; expected one of {', '.join(AGGREGATIONS)}")
+    series = [float(v) for v in values]
+    if not series:
+        return None
+    if kind == "last":
+        return series[-1]
+    numbers = [v for v in series if not math.isnan(v)]
+    if not numbers:
+        return math.nan
+    if kind == "min":
+        return min(numbers)
+    if kind == "max":
+        return max(numbers)
+    try:  # dividing first keeps 1e308-sized values from overflowing the sum
+        return math.fsum(v / len(numbers) for v in numbers)
+    except ValueError:  # inf and -inf together
+        return math.nan
+
+
+STOP_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_OP_HINTS = {"=": "==", "=<": "<=", "=>": ">=", "<>": "!=", "=!": "!=", "!": "!="}
+_STOP_RE = re.compile(r"(?P<metric>[^<>=!]*)(?P<op>[<>=!]+)(?P<value>.*)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class StopCondition:
+    """``METRIC OP VALUE``, e.g. ``loss > 10``: stop the study once a reported value holds.
+
+    >>> parse_stop_condition("val_acc>=0.99").holds(0.995)
+    True
+    """
+
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` satisfies the condition; a NaN value never does, for any operator."""
+        value = float(value)
+        if math.isnan(value):
+            return False
+        return STOP_OPERATORS[self.op](value, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value!r}"
+
+
+def parse_stop_condition(text: str | bytes) -> StopCondition:
+    """Parse ``"METRIC OP VALUE"`` with OP in ``< <= > >= == !=`` (e.g. ``"loss > 10"``).
+
+    Raises ValueError saying what is wrong (no operator, unknown operator, bad metric name,
+    missing or non-numeric or NaN value). ``inf``/``-inf`` are accepted as values.
+    """
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"stop condition {text!r} is not valid UTF-8") from None
+    if not isinstance(text, str):
+        raise TypeError(f"stop condition must be a str, got {type(text).__name__}")
+    example = "expected 'METRIC OP VALUE', e.g. 'loss > 10'"
+    if not text.strip():
+        raise ValueError(f"stop condition is empty; {example}")
+    match = _STOP_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f"stop condition {text!r} has no comparison operator "
+            f"(one of {' '.join(STOP_OPERATORS)}); {example}"
+        )
+    metric, op, raw = match.group("metric").strip(), match.group("op"), match.group("value").strip()
+    if op not in STOP_OPERATORS:
+        hint = f"; did you mean {_OP_HINTS[op]!r}?" if op in _OP_HINTS else ""
+        raise ValueError(
+            f"stop condition {text!r} has unknown operator {op!r} "
+            f"(expected one of {' '.join(STOP_OPERATORS)}){hint}"
+        )
+    if not metric:
+        raise ValueError(f"stop condition {text!r} names no metric before {op!r}; {example}")
+    if not _is_name(metric):
+        raise ValueError(
+            f"stop condition {text!r}: metric name {metric!r} is invalid "
+            r"(it must match [A-Za-z_][A-Za-z0-9_.\-/]*)"
+        )
+    if not raw:
+        raise ValueError(f"stop condition {text!r} has no value after {op!r}; {example}")
+    if _NUMBER_RE.fullmatch(raw) is None:
+        raise ValueError(f"stop condition {text!r}: value {raw!r} is not a number")
+    value = float(raw)
+    if math.isnan(value):
+        raise ValueError(f"stop condition {text!r}: value must not be NaN (it would never hold)")
+    return StopCondition(metric, op, value)

@@ -1,0 +1,241 @@
+"""The storage contract every backend honours (memory, SQLite, PostgreSQL).
+
+The rules that make parallel search exact live here, not in the workers:
+
+- `claim` is one transaction: lock the study, take a WAITING trial or (budget permitting) ask the
+  sampler for new parameters with the history in view, insert the trial as RUNNING with a lease.
+- Every later write names the lease (owner, epoch) and is refused once the lease has moved on.
+- `sweep_stale` fails RUNNING trials whose lease expired (or whose owner is known dead), and can
+  re-queue their parameters once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypersearch.trial import FrozenTrial, Outcome, TrialState
+
+# propose(history, number) -> flat params, or None when the sampler has nothing left
+Propose = Callable[[Sequence[FrozenTrial], int], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: int
+    name: str
+    direction: str  # "minimize" | "maximize"
+    metric: str | None
+    space_json: str | None  # None: define-by-run
+    config: dict[str, Any] = field(default_factory=dict)
+    created_at: float | None = None
+    n_trials: int = 0  # trials charged to the budget
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    n_trials: int  # charged to the budget
+    counts: dict[str, int]  # per state
+    best_number: int | None
+    best_value: float | None
+    complete_since_best: int  # completed trials finished after the best one
+
+
+@dataclass(frozen=True)
+class LogLine:
+    stream: str  # "stdout" | "stderr"
+    seq: int  # line number within the stream (gaps mark omitted lines)
+    text: str
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    name: str
+    step: int | None
+    value: float
+    ts: float
+
+
+class Storage(ABC):
+    """Abstract storage. Backends must pass tests/storage_contract.py."""
+
+    url: str = ""
+
+    # -- studies -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_study(
+        self,
+        name: str,
+        direction: str,
+        metric: str | None,
+        space_json: str | None,
+        config: dict[str, Any],
+    ) -> tuple[StudyRecord, bool]:
+        """Create the study, or return the stored one of that name. The bool is True if created."""
+
+    @abstractmethod
+    def get_study(self, name: str) -> StudyRecord | None: ...
+
+    @abstractmethod
+    def list_studies(self) -> list[StudyRecord]: ...
+
+    @abstractmethod
+    def delete_study(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def update_study_config(self, study_id: int, config: dict[str, Any]) -> None: ...
+
+    # -- trials --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def claim(
+        self,
+        study_id: int,
+        owner: str,
+        *,
+        propose: Propose,
+        uses_history: bool,
+        max_trials: int | None,
+        lease_seconds: float,
+        worker: str | None = None,
+    ) -> FrozenTrial | None:
+        """Start the next trial as RUNNING under a lease held by `owner`.
+
+        Takes the oldest WAITING trial first; otherwise, if fewer than `max_trials` trials are
+        charged, calls `propose(history, number)` under the study lock (history holds every
+        trial when `uses_history`, else is empty) and inserts its parameters. Returns None when
+        the budget is spent or `propose` returns None.
+        """
+
+    @abstractmethod
+    def enqueue(self, study_id: int, flat_params: dict[str, Any]) -> int:
+        """Add a WAITING trial with fixed parameters (charged to the budget); its number."""
+
+    @abstractmethod
+    def finish(
+        self,
+        trial_id: int,
+        owner: str,
+        epoch: int,
+        outcome: Outcome,
+        *,
+        flat_params: dict[str, Any] | None = None,
+        distributions: dict[str, Any] | None = None,
+        user_attrs: dict[str, Any] | None = None,
+    ) -> bool:
+        """Write a RUNNING trial's result if (owner, epoch) still holds its lease; False if fenced."""
+
+    @abstractmethod
+    def report(
+        self,
+        trial_id: int,
+        owner: str,
+        epoch: int,
+        step: int | None,
+        metrics: dict[str, float],
+    ) -> bool:
+        """Store intermediate metrics of a RUNNING trial; False if the lease was lost."""
+
+    @abstractmethod
+    def append_logs(
+        self,
+        trial_id: int,
+        owner: str,
+        epoch: int,
+        stream: str,
+        lines: Sequence[tuple[int, str]],
+    ) -> bool:
+        """Store (seq, text) lines of a RUNNING trial's output; False if the lease was lost."""
+
+    @abstractmethod
+    def get_logs(
+        self, trial_id: int, stream: str | None = None, after_seq: int = -1
+    ) -> list[LogLine]:
+        """Stored output lines in order (per stream by seq), optionally those past `after_seq`."""
+
+    @abstractmethod
+    def get_trial(self, study_id: int, number: int) -> FrozenTrial | None: ...
+
+    @abstractmethod
+    def heartbeat(self, owner: str, lease_seconds: float) -> int:
+        """Extend every lease held by `owner`; the number of trials renewed."""
+
+    @abstractmethod
+    def sweep_stale(
+        self, study_id: int, *, retry: bool = False, dead_owners: Iterable[str] = ()
+    ) -> list[int]:
+        """Fail RUNNING trials whose lease expired or whose owner is in `dead_owners` (reason
+        ``stale``). With `retry`, a trial that is not itself a retry is re-queued once with the
+        same parameters and stops counting against the budget. Returns the numbers failed."""
+
+    @abstractmethod
+    def running_owners(self, study_id: int) -> set[str]: ...
+
+    @abstractmethod
+    def get_trials(
+        self, study_id: int, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        """Trials in number order (without the space attached)."""
+
+    @abstractmethod
+    def get_metrics(self, trial_id: int) -> list[MetricPoint]: ...
+
+    @abstractmethod
+    def summary(self, study_id: int, direction: str) -> StudySummary: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+@functools.lru_cache(maxsize=1)
+def host_id() -> str:
+    """This machine: its hostname plus the kernel boot id, since container hostnames repeat."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()[:8]
+    except OSError:
+        import psutil
+
+        boot = f"{psutil.boot_time():.0f}"
+    return f"{socket.gethostname()}/{boot}"
+
+
+def make_owner() -> str:
+    """A lease owner id that names this process, so a dead one on this host is recognisable."""
+    import psutil
+
+    pid = os.getpid()
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        started = 0.0
+    return f"{host_id()}:{pid}:{started:.3f}:{os.urandom(3).hex()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when `owner` was a process on this host that no longer runs (pid gone or reused)."""
+    import psutil
+
+    try:
+        host, pid, started, _ = owner.rsplit(":", 3)
+        pid_number, started_at = int(pid), float(started)
+    except ValueError:
+        return False
+    if host != host_id():
+        return False
+    try:
+        process = psutil.Process(pid_number)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return abs(process.create_time() - started_at) > 0.01
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from hypersearch.storage.sql.storage import SQLStorage
+
+__all__ = ["SQLStorage"]

@@ -1,0 +1,859 @@
+"""SQL storage on SQLAlchemy Core: SQLite (the default, a file) and PostgreSQL (psycopg 3).
+
+Concurrency: a claim locks the study row (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
+``SELECT ... FOR UPDATE``), so budgets and grid points hold across processes and machines.
+Times come from the database clock. Transient errors ("database is locked", a dropped
+connection) are retried with backoff; they are never charged to a trial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from hypersearch.errors import StorageError
+from hypersearch.storage.base import (
+    LogLine,
+    MetricPoint,
+    Propose,
+    Storage,
+    StudyRecord,
+    StudySummary,
+    host_id,
+)
+from hypersearch.storage.memory import stale_detail
+from hypersearch.storage.sql import schema
+from hypersearch.storage.sql.schema import metrics, studies, trials
+from hypersearch.trial import FailureReason, FrozenTrial, Outcome, TrialState
+
+log = logging.getLogger("hypersearch.storage")
+T = TypeVar("T")
+
+_SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+_POSTGRES_NOW = "extract(epoch from clock_timestamp())"
+_NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "fuse.sshfs", "9p", "afs"}
+RETRY_SECONDS = 120.0
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class SQLStorage(Storage):
+    """Storage in a SQL database. ``SQLStorage("sqlite:///study.db")`` or a PostgreSQL URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._history: dict[int, tuple[dict[int, FrozenTrial], int]] = {}
+        self._history_lock = threading.Lock()
+        self._engine = self._create_engine(url)
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        self._now = sa.literal_column(_SQLITE_NOW if self._sqlite else _POSTGRES_NOW)
+        self._prepare_statements()
+        self._run(self._migrate, write=True, retry_seconds=5.0)
+
+    def _prepare_statements(self) -> None:
+        """Build the hot statements once; each call then only binds values."""
+        b = sa.bindparam
+        self._insert_trial = trials.insert()
+        self._finish_trial = (
+            trials.update()
+            .where(self._fence(b("b_id"), b("b_owner"), b("b_epoch")))
+            .values(
+                state=b("b_state"),
+                value=b("b_value", type_=sa.Float),
+                metrics_json=b("b_metrics"),
+                failure_reason=b("b_reason"),
+                failure_detail=b("b_detail"),
+                finished_at=self._now,
+                lease_expiry=None,
+                params_json=sa.func.coalesce(b("b_params", type_=sa.Text), trials.c.params_json),
+                distributions_json=sa.func.coalesce(
+                    b("b_distributions", type_=sa.Text), trials.c.distributions_json
+                ),
+                user_attrs_json=sa.func.coalesce(
+                    b("b_attrs", type_=sa.Text), trials.c.user_attrs_json
+                ),
+            )
+        )
+        self._insert_metric = (
+            schema.metrics.insert()
+            .from_select(
+                ["trial_id", "name", "step", "value", "ts"],
+                sa.select(
+                    b("b_id", type_=sa.Integer),
+                    b("b_name", type_=sa.String),
+                    b("b_step", type_=sa.Integer),
+                    b("b_value", type_=sa.Float),
+                    self._now,
+                ).where(sa.exists().where(self._fence(b("b_id"), b("b_owner"), b("b_epoch")))),
+            )
+            .execution_options(preserve_rowcount=True)
+        )  # else INSERT rowcount is -1 (PostgreSQL)
+        self._heartbeat = (
+            trials.update()
+            .where(trials.c.owner == b("b_owner"), trials.c.state == TrialState.RUNNING.value)
+            .values(lease_expiry=self._now + b("b_lease", type_=sa.Float))
+        )
+        returning = (
+            studies.c.next_number,
+            studies.c.n_charged,
+            studies.c.n_waiting,
+            self._now.label("now"),
+        )
+        bump = studies.update().where(studies.c.id == b("b_study")).returning(*returning)
+        self._lock_for_new = bump.values(
+            version=studies.c.version + 1,
+            next_number=studies.c.next_number + 1,
+            n_charged=studies.c.n_charged + 1,
+        )
+
+    # -- connection --------------------------------------------------------------------------
+
+    def _create_engine(self, url: str) -> Engine:
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            raise StorageError(
+                f"storage URL {url!r} is not valid; use sqlite:///path.db or "
+                "postgresql://user@host:5432/db"
+            ) from None
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            return self._sqlite_engine(parsed)
+        if backend in ("postgresql", "postgres"):
+            if parsed.drivername in ("postgresql", "postgres"):
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            try:
+                import psycopg  # noqa: F401
+            except ImportError:
+                raise StorageError(
+                    "PostgreSQL storage needs psycopg 3: pip install 'hypersearch[postgres]'"
+                ) from None
+            # no pre-ping: a dropped connection fails the statement, is discarded by the pool
+            # and the work is retried by _run
+            return sa.create_engine(parsed, pool_size=4, max_overflow=4)
+        raise StorageError(
+            f"storage URL {url!r}: unsupported database {backend!r}; use sqlite:///path.db or "
+            "postgresql://..."
+        )
+
+    def _sqlite_engine(self, parsed: sa.engine.URL) -> Engine:
+        path = parsed.database
+        if not path or path == ":memory:":
+            raise StorageError(
+                "an in-memory SQLite database is private to one connection; use storage=None "
+                "for in-memory studies, or sqlite:///path.db for a file"
+            )
+        path = os.path.abspath(os.path.expanduser(path))
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            raise StorageError(f"cannot create the SQLite file {path}: {directory} does not exist")
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise StorageError(
+                f"the SQLite file {path} is read-only; hypersearch needs to write it"
+            )
+        if not os.access(directory, os.W_OK):
+            raise StorageError(
+                f"cannot write in {directory}: SQLite needs to create {os.path.basename(path)} "
+                "and its -wal/-shm files there"
+            )
+        filesystem = _filesystem_type(directory)
+        if filesystem in _NETWORK_FILESYSTEMS:
+            raise StorageError(
+                f"{path} is on a network filesystem ({filesystem}); SQLite's locking is unsafe "
+                "there. Put the file on a local disk or use PostgreSQL for several machines"
+            )
+        engine = sa.create_engine(
+            parsed.set(database=path),
+            connect_args={"timeout": 60.0, "check_same_thread": False},
+            isolation_level="AUTOCOMMIT",  # we issue BEGIN IMMEDIATE ourselves
+            poolclass=sa.pool.QueuePool,
+            pool_size=4,
+            max_overflow=8,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode and str(mode[0]).lower() != "wal":
+                log.warning("SQLite could not switch %s to WAL (got %s)", path, mode[0])
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        return engine
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[Connection]:
+        """write=True: one transaction holding the write lock (SQLite ``BEGIN IMMEDIATE``).
+        write=False: autocommit, each statement atomic on its own (one round trip each)."""
+        with self._engine.connect() as conn:
+            if not write:
+                if not self._sqlite:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+            elif self._sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+            else:
+                with conn.begin():
+                    yield conn
+
+    def _run(
+        self, work: Callable[[Connection], T], write: bool, retry_seconds: float = RETRY_SECONDS
+    ) -> T:
+        """Run `work` (in one transaction if `write`), retrying transient errors with backoff.
+        `work` may raise _Abort(result) to roll back and return `result`."""
+        deadline = time.monotonic() + retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                with self._transaction(write) as conn:
+                    return work(conn)
+            except _Abort as abort:
+                return abort.result  # type: ignore[no-any-return]
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+                if _is_permanent(error) or time.monotonic() > deadline:
+                    raise StorageError(f"{self._safe_url()}: {_first_line(error)}") from error
+                log.warning("storage busy or unreachable (%s); retrying", _first_line(error))
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 2.0)
+
+    def _safe_url(self) -> str:
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def _migrate(self, conn: Connection) -> None:
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option(
+            "script_location", os.path.join(os.path.dirname(__file__), "migrations")
+        )
+        script = ScriptDirectory.from_config(config)
+        if not self._sqlite:  # serialise concurrent first opens of one database
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == script.get_current_head():
+            return
+        if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+            raise StorageError(
+                f"{self._safe_url()} was written by a newer hypersearch (schema {current}); "
+                "upgrade hypersearch"
+            )
+        from alembic import command
+
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- studies -------------------------------------------------------------------------------
+
+    def _study(self, row: Any) -> StudyRecord:
+        return StudyRecord(
+            id=row.id,
+            name=row.name,
+            direction=row.direction,
+            metric=row.metric,
+            space_json=row.space_json,
+            config=json.loads(row.config_json),
+            created_at=row.created_at,
+            n_trials=row.n_charged,
+            version=row.version,
+        )
+
+    def create_study(
+        self,
+        name: str,
+        direction: str,
+        metric: str | None,
+        space_json: str | None,
+        config: dict[str, Any],
+    ) -> tuple[StudyRecord, bool]:
+        def work(conn: Connection) -> tuple[StudyRecord, bool]:
+            row = conn.execute(sa.select(studies).where(studies.c.name == name)).first()
+            if row is not None:
+                return self._study(row), False
+            conn.execute(
+                studies.insert().values(
+                    name=name,
+                    direction=direction,
+                    metric=metric,
+                    space_json=space_json,
+                    config_json=_dumps(config),
+                    next_number=0,
+                    n_charged=0,
+                    n_waiting=0,
+                    version=0,
+                    created_at=self._now,
+                )
+            )
+            row = conn.execute(sa.select(studies).where(studies.c.name == name)).one()
+            return self._study(row), True
+
+        try:
+            return self._run(work, write=True)
+        except sa.exc.IntegrityError:  # another process created it between our read and insert
+            return self._run(work, write=True)
+
+    def get_study(self, name: str) -> StudyRecord | None:
+        def work(conn: Connection) -> StudyRecord | None:
+            row = conn.execute(sa.select(studies).where(studies.c.name == name)).first()
+            return None if row is None else self._study(row)
+
+        return self._run(work, write=False)
+
+    def list_studies(self) -> list[StudyRecord]:
+        def work(conn: Connection) -> list[StudyRecord]:
+            rows = conn.execute(sa.select(studies).order_by(studies.c.id)).all()
+            return [self._study(row) for row in rows]
+
+        return self._run(work, write=False)
+
+    def delete_study(self, name: str) -> bool:
+        def work(conn: Connection) -> bool:
+            study_id = conn.execute(sa.select(studies.c.id).where(studies.c.name == name)).scalar()
+            if study_id is None:
+                return False
+            trial_ids = sa.select(trials.c.id).where(trials.c.study_id == study_id)
+            for table in (metrics, schema.logs):
+                conn.execute(table.delete().where(table.c.trial_id.in_(trial_ids)))
+            conn.execute(trials.delete().where(trials.c.study_id == study_id))
+            conn.execute(schema.notes.delete().where(schema.notes.c.study_id == study_id))
+            conn.execute(studies.delete().where(studies.c.id == study_id))
+            return True
+
+        with self._history_lock:
+            self._history.clear()
+        return self._run(work, write=True)
+
+    def update_study_config(self, study_id: int, config: dict[str, Any]) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                studies.update()
+                .where(studies.c.id == study_id)
+                .values(config_json=_dumps(config), version=studies.c.version + 1)
+            )
+
+        self._run(work, write=True)
+
+    # -- trials --------------------------------------------------------------------------------
+
+    def _trial(self, row: Any) -> FrozenTrial:
+        return FrozenTrial(
+            number=row.number,
+            state=TrialState(row.state),
+            value=row.value,
+            flat_params=json.loads(row.params_json),
+            metrics=json.loads(row.metrics_json),
+            user_attrs=json.loads(row.user_attrs_json),
+            failure_reason=row.failure_reason,
+            failure_detail=row.failure_detail,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            host=row.host,
+            worker=row.worker,
+            owner=row.owner,
+            lease_epoch=row.lease_epoch,
+            id=row.id,
+            distributions=(
+                json.loads(row.distributions_json) if row.distributions_json is not None else None
+            ),
+            parent_number=row.parent_number,
+        )
+
+    def _lock_study(self, conn: Connection, study_id: int, **changes: Any) -> Any:
+        """Lock the study row (the claim lock) by updating it; returns the counters *after* the
+        update and the database clock."""
+        values = {"version": studies.c.version + 1, **changes}
+        row = conn.execute(
+            studies.update()
+            .where(studies.c.id == study_id)
+            .values(**values)
+            .returning(
+                studies.c.next_number,
+                studies.c.n_charged,
+                studies.c.n_waiting,
+                self._now.label("now"),
+            )
+        ).first()
+        if row is None:
+            raise StorageError(f"study id {study_id} no longer exists in {self._safe_url()}")
+        return row
+
+    def _load_history(self, conn: Connection, study_id: int) -> list[FrozenTrial]:
+        """Every trial of the study. Finished trials never change, so they are read once and
+        cached; each call reads only trials past the first unfinished one."""
+        with self._history_lock:
+            finished, watermark = self._history.get(study_id, ({}, -1))
+            finished = dict(finished)
+        rows = conn.execute(
+            sa.select(trials)
+            .where(trials.c.study_id == study_id, trials.c.number > watermark)
+            .order_by(trials.c.number)
+        ).all()
+        fresh = [self._trial(row) for row in rows]
+        for trial in fresh:
+            if trial.state.is_finished:
+                finished[trial.number] = trial
+        while watermark + 1 in finished:
+            watermark += 1
+        with self._history_lock:
+            self._history[study_id] = (finished, watermark)
+        return [finished[n] for n in range(watermark + 1)] + [
+            t for t in fresh if t.number > watermark
+        ]
+
+    def claim(
+        self,
+        study_id: int,
+        owner: str,
+        *,
+        propose: Propose,
+        uses_history: bool,
+        max_trials: int | None,
+        lease_seconds: float,
+        worker: str | None = None,
+    ) -> FrozenTrial | None:
+        host = host_id()
+        lease = {
+            "state": TrialState.RUNNING.value,
+            "owner": owner,
+            "host": host,
+            "worker": worker,
+        }
+
+        def new_trial(conn: Connection) -> FrozenTrial | None:
+            # optimistic: take the next number and budget slot; roll back if it can't be used
+            locked = conn.execute(self._lock_for_new, {"b_study": study_id}).first()
+            if locked is None:
+                raise StorageError(f"study id {study_id} no longer exists in {self._safe_url()}")
+            if locked.n_waiting > 0:
+                raise _Abort(_TAKE_WAITING)
+            if max_trials is not None and locked.n_charged > max_trials:
+                raise _Abort(None)
+            number, now = locked.next_number - 1, float(locked.now)
+            history = self._load_history(conn, study_id) if uses_history else []
+            params = propose(history, number)
+            if params is None:
+                raise _Abort(None)
+            params_json = _dumps(params)
+            result = conn.execute(
+                self._insert_trial,
+                {
+                    "study_id": study_id,
+                    "number": number,
+                    "params_json": params_json,
+                    "metrics_json": "{}",
+                    "user_attrs_json": "{}",
+                    "charged": True,
+                    "lease_epoch": 1,
+                    "created_at": now,
+                    "started_at": now,
+                    "lease_expiry": now + lease_seconds,
+                    **lease,
+                },
+            )
+            return FrozenTrial(
+                number=number,
+                state=TrialState.RUNNING,
+                flat_params=json.loads(params_json),
+                created_at=now,
+                started_at=now,
+                host=host,
+                worker=worker,
+                owner=owner,
+                lease_epoch=1,
+                id=result.inserted_primary_key[0],
+            )
+
+        def waiting_trial(conn: Connection) -> FrozenTrial | None:
+            locked = self._lock_study(conn, study_id, n_waiting=studies.c.n_waiting - 1)
+            if locked.n_waiting < 0:
+                raise _Abort(_NONE_WAITING)  # another worker took the last one
+            waiting = conn.execute(
+                sa.select(trials.c.id)
+                .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING.value)
+                .order_by(trials.c.number)
+                .limit(1)
+            ).scalar_one()
+            now = float(locked.now)
+            conn.execute(
+                trials.update()
+                .where(trials.c.id == waiting)
+                .values(
+                    lease_epoch=trials.c.lease_epoch + 1,
+                    started_at=now,
+                    lease_expiry=now + lease_seconds,
+                    **lease,
+                )
+            )
+            return self._trial(conn.execute(sa.select(trials).where(trials.c.id == waiting)).one())
+
+        while True:
+            claimed = self._run(new_trial, write=True)
+            if claimed is _TAKE_WAITING:
+                claimed = self._run(waiting_trial, write=True)
+            if claimed is not _NONE_WAITING:
+                return claimed
+
+    def enqueue(self, study_id: int, flat_params: dict[str, Any]) -> int:
+        def work(conn: Connection) -> int:
+            return self._insert_waiting(conn, study_id, flat_params, None)
+
+        return self._run(work, write=True)
+
+    def _insert_waiting(
+        self,
+        conn: Connection,
+        study_id: int,
+        flat_params: dict[str, Any],
+        parent_number: int | None,
+    ) -> int:
+        locked = self._lock_study(
+            conn,
+            study_id,
+            next_number=studies.c.next_number + 1,
+            n_charged=studies.c.n_charged + 1,
+            n_waiting=studies.c.n_waiting + 1,
+        )
+        number = locked.next_number - 1
+        conn.execute(
+            trials.insert().values(
+                study_id=study_id,
+                number=number,
+                state=TrialState.WAITING.value,
+                params_json=_dumps(flat_params),
+                metrics_json="{}",
+                user_attrs_json="{}",
+                parent_number=parent_number,
+                charged=True,
+                lease_epoch=0,
+                created_at=locked.now,
+            )
+        )
+        return number
+
+    def _fence(self, trial_id: Any, owner: Any, epoch: Any) -> Any:
+        return sa.and_(
+            trials.c.id == trial_id,
+            trials.c.owner == owner,
+            trials.c.lease_epoch == epoch,
+            trials.c.state == TrialState.RUNNING.value,
+        )
+
+    def finish(
+        self,
+        trial_id: int,
+        owner: str,
+        epoch: int,
+        outcome: Outcome,
+        *,
+        flat_params: dict[str, Any] | None = None,
+        distributions: dict[str, Any] | None = None,
+        user_attrs: dict[str, Any] | None = None,
+    ) -> bool:
+        values = {
+            "b_id": trial_id,
+            "b_owner": owner,
+            "b_epoch": epoch,
+            "b_state": outcome.state.value,
+            "b_value": outcome.value,
+            "b_metrics": _dumps(outcome.metrics),
+            "b_reason": outcome.failure_reason,
+            "b_detail": outcome.failure_detail,
+            "b_params": None if flat_params is None else _dumps(flat_params),
+            "b_distributions": None if distributions is None else _dumps(distributions),
+            "b_attrs": _dumps(user_attrs) if user_attrs else None,
+        }
+
+        def work(conn: Connection) -> bool:
+            return conn.execute(self._finish_trial, values).rowcount == 1
+
+        return self._run(work, write=False)  # one fenced statement: atomic on its own
+
+    def report(
+        self, trial_id: int, owner: str, epoch: int, step: int | None, metrics: dict[str, float]
+    ) -> bool:
+        # one INSERT ... SELECT per metric, guarded by the lease: atomic without a transaction
+        rows = [
+            {
+                "b_id": trial_id,
+                "b_owner": owner,
+                "b_epoch": epoch,
+                "b_name": name,
+                "b_step": step,
+                "b_value": value,
+            }
+            for name, value in metrics.items()
+        ]
+
+        def work(conn: Connection) -> bool:
+            return sum(conn.execute(self._insert_metric, row).rowcount for row in rows) == len(rows)
+
+        return self._run(work, write=len(metrics) > 1)
+
+    def append_logs(
+        self,
+        trial_id: int,
+        owner: str,
+        epoch: int,
+        stream: str,
+        lines: Sequence[tuple[int, str]],
+    ) -> bool:
+        rows = [
+            # PostgreSQL text cannot hold NUL bytes
+            {
+                "trial_id": trial_id,
+                "stream": stream,
+                "seq": seq,
+                "text": text.replace("\x00", "\ufffd"),
+            }
+            for seq, text in lines
+        ]
+
+        def work(conn: Connection) -> bool:
+            leased = sa.select(trials.c.id).where(self._fence(trial_id, owner, epoch))
+            if not self._sqlite:  # SQLite's BEGIN IMMEDIATE already locks everything
+                leased = leased.with_for_update()
+            if conn.execute(leased).first() is None:
+                return False
+            if rows:
+                conn.execute(schema.logs.insert(), rows)
+            return True
+
+        return self._run(work, write=True)
+
+    def get_logs(
+        self, trial_id: int, stream: str | None = None, after_seq: int = -1
+    ) -> list[LogLine]:
+        logs = schema.logs
+
+        def work(conn: Connection) -> list[LogLine]:
+            query = sa.select(logs.c.stream, logs.c.seq, logs.c.text).where(
+                logs.c.trial_id == trial_id, logs.c.seq > after_seq
+            )
+            if stream is not None:
+                query = query.where(logs.c.stream == stream)
+            rows = conn.execute(query.order_by(logs.c.stream, logs.c.seq, logs.c.id)).all()
+            return [LogLine(row.stream, row.seq, row.text) for row in rows]
+
+        return self._run(work, write=False)
+
+    def get_trial(self, study_id: int, number: int) -> FrozenTrial | None:
+        def work(conn: Connection) -> FrozenTrial | None:
+            row = conn.execute(
+                sa.select(trials).where(trials.c.study_id == study_id, trials.c.number == number)
+            ).first()
+            return None if row is None else self._trial(row)
+
+        return self._run(work, write=False)
+
+    def heartbeat(self, owner: str, lease_seconds: float) -> int:
+        def work(conn: Connection) -> int:
+            return conn.execute(
+                self._heartbeat, {"b_owner": owner, "b_lease": lease_seconds}
+            ).rowcount
+
+        return self._run(work, write=False)
+
+    def sweep_stale(
+        self, study_id: int, *, retry: bool = False, dead_owners: Any = ()
+    ) -> list[int]:
+        dead = sorted(set(dead_owners))
+
+        def work(conn: Connection) -> list[int]:
+            locked = self._lock_study(conn, study_id)
+            expired = trials.c.lease_expiry < locked.now
+            condition = sa.or_(expired, trials.c.owner.in_(dead)) if dead else expired
+            rows = conn.execute(
+                sa.select(trials).where(
+                    trials.c.study_id == study_id,
+                    trials.c.state == TrialState.RUNNING.value,
+                    condition,
+                )
+            ).all()
+            for row in rows:
+                requeue = retry and row.parent_number is None
+                conn.execute(
+                    trials.update()
+                    .where(trials.c.id == row.id)
+                    .values(
+                        state=TrialState.FAILED.value,
+                        failure_reason=FailureReason.STALE.value,
+                        failure_detail=stale_detail(row.owner, row.lease_expiry < locked.now),
+                        finished_at=locked.now,
+                        lease_expiry=None,
+                        charged=not requeue,
+                    )
+                )
+                if requeue:  # the copy takes over the budget slot of the stale trial
+                    self._lock_study(conn, study_id, n_charged=studies.c.n_charged - 1)
+                    self._insert_waiting(conn, study_id, json.loads(row.params_json), row.number)
+            return [row.number for row in rows]
+
+        if not self._has_expired(study_id, dead):
+            return []
+        return self._run(work, write=True)
+
+    def _has_expired(self, study_id: int, dead: list[str]) -> bool:
+        """A cheap read first, so the periodic sweep takes no write lock when nothing is stale."""
+
+        def work(conn: Connection) -> bool:
+            expired = trials.c.lease_expiry < self._now
+            condition = sa.or_(expired, trials.c.owner.in_(dead)) if dead else expired
+            query = sa.select(trials.c.id).where(
+                trials.c.study_id == study_id,
+                trials.c.state == TrialState.RUNNING.value,
+                condition,
+            )
+            return conn.execute(query.limit(1)).first() is not None
+
+        return self._run(work, write=False)
+
+    def running_owners(self, study_id: int) -> set[str]:
+        def work(conn: Connection) -> set[str]:
+            rows = conn.execute(
+                sa.select(trials.c.owner)
+                .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING.value)
+                .distinct()
+            ).all()
+            return {row.owner for row in rows if row.owner}
+
+        return self._run(work, write=False)
+
+    def get_trials(
+        self, study_id: int, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        def work(conn: Connection) -> list[FrozenTrial]:
+            query = sa.select(trials).where(trials.c.study_id == study_id)
+            if states is not None:
+                query = query.where(trials.c.state.in_([s.value for s in states]))
+            return [self._trial(row) for row in conn.execute(query.order_by(trials.c.number))]
+
+        return self._run(work, write=False)
+
+    def get_metrics(self, trial_id: int) -> list[MetricPoint]:
+        def work(conn: Connection) -> list[MetricPoint]:
+            rows = conn.execute(
+                sa.select(metrics).where(metrics.c.trial_id == trial_id).order_by(metrics.c.id)
+            ).all()
+            return [
+                MetricPoint(
+                    row.name, row.step, math.nan if row.value is None else row.value, row.ts
+                )
+                for row in rows
+            ]
+
+        return self._run(work, write=False)
+
+    def summary(self, study_id: int, direction: str) -> StudySummary:
+        def work(conn: Connection) -> StudySummary:
+            n_charged = conn.execute(
+                sa.select(studies.c.n_charged).where(studies.c.id == study_id)
+            ).scalar_one()
+            counts = dict(
+                conn.execute(
+                    sa.select(trials.c.state, sa.func.count())
+                    .where(trials.c.study_id == study_id)
+                    .group_by(trials.c.state)
+                ).all()
+            )
+            order = trials.c.value.asc() if direction == "minimize" else trials.c.value.desc()
+            complete = sa.and_(
+                trials.c.study_id == study_id, trials.c.state == TrialState.COMPLETE.value
+            )
+            best = conn.execute(
+                sa.select(trials.c.number, trials.c.value, trials.c.finished_at)
+                .where(complete)
+                .order_by(order, trials.c.number)
+                .limit(1)
+            ).first()
+            since = 0
+            if best is not None:
+                since = conn.execute(
+                    sa.select(sa.func.count()).where(
+                        complete, trials.c.finished_at > best.finished_at
+                    )
+                ).scalar_one()
+            return StudySummary(
+                n_charged,
+                counts,
+                None if best is None else best.number,
+                None if best is None else best.value,
+                since,
+            )
+
+        return self._run(work, write=False)
+
+
+class _Abort(Exception):
+    """Roll back the transaction and make `_run` return `result`."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+
+_TAKE_WAITING = object()  # claim found WAITING trials: take one in a second transaction
+_NONE_WAITING = object()  # ...but another worker took the last one first
+
+
+def _filesystem_type(directory: str) -> str | None:
+    """The filesystem type of the mount holding `directory` (Linux), or None if unknown."""
+    try:
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1:3] for line in f if len(line.split()) >= 3]
+    except OSError:
+        return None
+    best = ("", None)
+    real = os.path.realpath(directory)
+    for mount_point, fs_type in mounts:
+        if (real == mount_point or real.startswith(mount_point.rstrip("/") + "/")) and len(
+            mount_point
+        ) > len(best[0]):
+            best = (mount_point, fs_type)
+    return best[1]
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _is_permanent(error: Exception) -> bool:
+    """Errors no retry will fix: bad credentials, missing database, read-only file, disk full."""
+    text = _first_line(error).lower()
+    permanent = (
+        "password authentication failed",
+        "does not exist",
+        "readonly database",
+        "read-only",
+        "disk is full",
+        "database or disk is full",
+        "unable to open database",
+        "no such table",
+    )
+    return any(marker in text for marker in permanent)

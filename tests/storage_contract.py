@@ -1,0 +1,762 @@
+"""The storage contract: tests every backend must pass (memory, SQLite, PostgreSQL).
+
+Subclass `StorageContract` in a test module that provides a `storage` fixture (an empty,
+opened `Storage`); tests/test_storage.py runs it against every backend of tests/conftest.py.
+Tests that wait for a lease to expire use short leases and explicit sleeps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from hypersearch.storage.base import Storage, StudyRecord
+from hypersearch.trial import FrozenTrial, Outcome, TrialState
+
+OWNER = "owner-a"
+OTHER = "owner-b"
+LONG_LEASE = 3600.0
+SHORT_LEASE = 0.1
+EXPIRE_WAIT = 0.25  # comfortably past SHORT_LEASE
+# For "not expired yet" checks: long enough that a loaded CI machine gets to the check first.
+CHECKED_LEASE = 2.0
+CHECKED_EXPIRE_WAIT = 2.2
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def new_study(storage: Storage, name: str = "study", direction: str = "minimize") -> StudyRecord:
+    record, created = storage.create_study(name, direction, "loss", None, {})
+    assert created
+    return record
+
+
+def by_number(history: Sequence[FrozenTrial], number: int) -> dict[str, Any]:
+    """A propose function's answer: parameters naming the trial number."""
+    return {"x": number}
+
+
+def claim(
+    storage: Storage,
+    study: StudyRecord,
+    owner: str = OWNER,
+    *,
+    max_trials: int | None = None,
+    lease_seconds: float = LONG_LEASE,
+    propose: Any = by_number,
+    uses_history: bool = False,
+    worker: str | None = None,
+) -> FrozenTrial | None:
+    return storage.claim(
+        study.id,
+        owner,
+        propose=propose,
+        uses_history=uses_history,
+        max_trials=max_trials,
+        lease_seconds=lease_seconds,
+        worker=worker,
+    )
+
+
+def claimed(storage: Storage, study: StudyRecord, owner: str = OWNER, **kwargs: Any) -> FrozenTrial:
+    trial = claim(storage, study, owner, **kwargs)
+    assert trial is not None, "claim returned None where a trial was expected"
+    return trial
+
+
+def complete(storage: Storage, trial: FrozenTrial, value: float, owner: str = OWNER) -> None:
+    assert trial.id is not None
+    ok = storage.finish(trial.id, owner, trial.lease_epoch, Outcome(TrialState.COMPLETE, value))
+    assert ok
+
+
+def trial_by_number(storage: Storage, study: StudyRecord, number: int) -> FrozenTrial:
+    (trial,) = [t for t in storage.get_trials(study.id) if t.number == number]
+    return trial
+
+
+def n_charged(storage: Storage, study: StudyRecord) -> int:
+    record = storage.get_study(study.name)
+    assert record is not None
+    return record.n_trials
+
+
+class Recorder:
+    """A propose function that records what it was given."""
+
+    def __init__(self, answer: Any = by_number) -> None:
+        self.calls: list[tuple[list[FrozenTrial], int]] = []
+        self.answer = answer
+
+    def __call__(self, history: Sequence[FrozenTrial], number: int) -> dict[str, Any] | None:
+        self.calls.append((list(history), number))
+        return self.answer(history, number)
+
+
+# -- the contract -----------------------------------------------------------------------------
+
+
+class StorageContract:
+    """Behaviour every Storage backend must show. Needs a `storage` fixture."""
+
+    # studies ------------------------------------------------------------------------------
+
+    def test_create_and_get_study(self, storage: Storage) -> None:
+        record, created = storage.create_study(
+            "s1", "maximize", "acc", '{"type": "const", "value": 1}', {"seed": 7, "tags": ["a"]}
+        )
+        assert created
+        assert (record.name, record.direction, record.metric) == ("s1", "maximize", "acc")
+        assert record.space_json == '{"type": "const", "value": 1}'
+        assert record.config == {"seed": 7, "tags": ["a"]}
+        assert record.n_trials == 0
+        fetched = storage.get_study("s1")
+        assert fetched is not None
+        assert fetched.id == record.id
+        assert fetched.config == {"seed": 7, "tags": ["a"]}
+        assert fetched.created_at is not None
+        assert storage.get_study("missing") is None
+
+    def test_create_twice_returns_existing(self, storage: Storage) -> None:
+        first, created = storage.create_study("s", "minimize", None, None, {"a": 1})
+        assert created
+        second, created_again = storage.create_study("s", "maximize", "other", "{}", {"a": 2})
+        assert not created_again
+        assert second.id == first.id
+        assert (second.direction, second.metric, second.config) == ("minimize", None, {"a": 1})
+
+    def test_define_by_run_study_has_no_space(self, storage: Storage) -> None:
+        record, _ = storage.create_study("dbr", "minimize", None, None, {})
+        fetched = storage.get_study("dbr")
+        assert record.space_json is None and fetched is not None and fetched.space_json is None
+
+    def test_list_and_delete_studies(self, storage: Storage) -> None:
+        a = new_study(storage, "a")
+        new_study(storage, "b")
+        assert sorted(s.name for s in storage.list_studies()) == ["a", "b"]
+        trial = claimed(storage, a)
+        assert trial.id is not None
+        assert storage.report(trial.id, OWNER, trial.lease_epoch, 0, {"loss": 1.0})
+        assert storage.delete_study("a")
+        assert storage.get_study("a") is None
+        assert not storage.delete_study("a")
+        assert [s.name for s in storage.list_studies()] == ["b"]
+        again = new_study(storage, "a")  # the name is free again, and the new study is empty
+        assert storage.get_trials(again.id) == []
+        assert claimed(storage, again).number == 0
+
+    def test_update_study_config_bumps_version(self, storage: Storage) -> None:
+        record = new_study(storage)
+        storage.update_study_config(record.id, {"max_trials": 10})
+        fetched = storage.get_study(record.name)
+        assert fetched is not None
+        assert fetched.config == {"max_trials": 10}
+        assert fetched.version > record.version
+
+    def test_returned_config_is_a_copy(self, storage: Storage) -> None:
+        record, _ = storage.create_study("s", "minimize", None, None, {"nested": {"a": 1}})
+        record.config["nested"]["a"] = 99
+        fetched = storage.get_study("s")
+        assert fetched is not None and fetched.config == {"nested": {"a": 1}}
+
+    # claim --------------------------------------------------------------------------------
+
+    def test_claim_numbers_are_dense(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trials = [claimed(storage, study, worker="w1") for _ in range(5)]
+        assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+        assert [t.flat_params for t in trials] == [{"x": n} for n in range(5)]
+        assert len({t.id for t in trials}) == 5
+        for trial in trials:
+            assert trial.state is TrialState.RUNNING
+            assert trial.owner == OWNER
+            assert trial.lease_epoch == 1
+            assert trial.started_at is not None
+            assert trial.worker == "w1"
+        stored = storage.get_trials(study.id)
+        assert [t.number for t in stored] == [0, 1, 2, 3, 4]
+        assert [t.id for t in stored] == [t.id for t in trials]
+        assert all(t.state is TrialState.RUNNING and t.owner == OWNER for t in stored)
+
+    def test_studies_number_independently(self, storage: Storage) -> None:
+        a, b = new_study(storage, "a"), new_study(storage, "b")
+        assert [claimed(storage, a).number for _ in range(3)] == [0, 1, 2]
+        assert claimed(storage, b).number == 0
+        assert [t.number for t in storage.get_trials(b.id)] == [0]
+        assert n_charged(storage, a) == 3 and n_charged(storage, b) == 1
+
+    def test_max_trials_is_exact(self, storage: Storage) -> None:
+        study = new_study(storage)
+        recorder = Recorder()
+        numbers = [claimed(storage, study, max_trials=3, propose=recorder).number for _ in range(3)]
+        assert numbers == [0, 1, 2]
+        assert claim(storage, study, max_trials=3, propose=recorder) is None
+        assert len(recorder.calls) == 3, "propose must not be asked once the budget is spent"
+        assert n_charged(storage, study) == 3
+        assert storage.summary(study.id, "minimize").n_trials == 3
+        assert claimed(storage, study, max_trials=4).number == 3  # a bigger budget goes on
+
+    def test_max_trials_zero(self, storage: Storage) -> None:
+        study = new_study(storage)
+        assert claim(storage, study, max_trials=0) is None
+        assert storage.get_trials(study.id) == []
+
+    def test_propose_none_ends_without_a_trial(self, storage: Storage) -> None:
+        study = new_study(storage)
+        assert claim(storage, study, propose=lambda history, number: None) is None
+        assert storage.get_trials(study.id) == []
+        assert n_charged(storage, study) == 0
+        assert claimed(storage, study).number == 0, "a refused proposal must not use a number"
+
+    def test_propose_error_leaves_nothing(self, storage: Storage) -> None:
+        study = new_study(storage)
+
+        def broken(history: Sequence[FrozenTrial], number: int) -> dict[str, Any]:
+            raise RuntimeError("sampler bug")
+
+        with pytest.raises(RuntimeError, match="sampler bug"):
+            claim(storage, study, propose=broken)
+        assert storage.get_trials(study.id) == []
+        assert claimed(storage, study).number == 0
+
+    def test_propose_gets_the_next_number(self, storage: Storage) -> None:
+        study = new_study(storage)
+        recorder = Recorder()
+        for _ in range(3):
+            claimed(storage, study, propose=recorder)
+        assert [number for _, number in recorder.calls] == [0, 1, 2]
+
+    def test_history_holds_every_trial(self, storage: Storage) -> None:
+        study = new_study(storage)
+        done = claimed(storage, study)
+        complete(storage, done, 1.5)
+        failed = claimed(storage, study)
+        assert failed.id is not None
+        storage.finish(
+            failed.id,
+            OWNER,
+            failed.lease_epoch,
+            Outcome(TrialState.FAILED, failure_reason="error", failure_detail="boom"),
+        )
+        claimed(storage, study)  # stays RUNNING
+        recorder = Recorder()
+        claimed(storage, study, propose=recorder, uses_history=True)
+        ((history, number),) = recorder.calls
+        assert number == 3
+        assert [t.number for t in history] == [0, 1, 2]
+        assert [t.state for t in history] == [
+            TrialState.COMPLETE,
+            TrialState.FAILED,
+            TrialState.RUNNING,
+        ]
+        assert history[0].value == 1.5
+        assert history[1].failure_reason == "error"
+        assert [t.flat_params for t in history] == [{"x": 0}, {"x": 1}, {"x": 2}]
+
+    def test_history_is_current_on_every_claim(self, storage: Storage) -> None:
+        study = new_study(storage)
+        recorder = Recorder()
+        first = claimed(storage, study, propose=recorder, uses_history=True)
+        claimed(storage, study, propose=recorder, uses_history=True)
+        complete(storage, first, 0.25)
+        claimed(storage, study, propose=recorder, uses_history=True)
+        histories = [[(t.number, t.state) for t in h] for h, _ in recorder.calls]
+        assert histories == [
+            [],
+            [(0, TrialState.RUNNING)],
+            [(0, TrialState.COMPLETE), (1, TrialState.RUNNING)],
+        ]
+        assert recorder.calls[2][0][0].value == 0.25
+
+    def test_without_history_propose_sees_nothing(self, storage: Storage) -> None:
+        study = new_study(storage)
+        claimed(storage, study)
+        recorder = Recorder()
+        claimed(storage, study, propose=recorder, uses_history=False)
+        assert recorder.calls == [([], 1)]
+
+    def test_params_round_trip(self, storage: Storage) -> None:
+        study = new_study(storage)
+        params = {
+            "lr": 1e-4,
+            "opt": 1,
+            "opt[1]/momentum": 0.9,
+            "layers": 3,
+            "name": "x/y ü",
+            "flag": True,
+            "none": None,
+        }
+        trial = claimed(storage, study, propose=lambda history, number: dict(params))
+        assert trial.flat_params == params
+        stored = storage.get_trials(study.id)[0].flat_params
+        assert stored == params
+        assert type(stored["layers"]) is int and type(stored["lr"]) is float
+
+    # enqueue / WAITING --------------------------------------------------------------------
+
+    def test_enqueue_is_claimed_first_oldest_first(self, storage: Storage) -> None:
+        study = new_study(storage)
+        claimed(storage, study)
+        assert storage.enqueue(study.id, {"x": "first"}) == 1
+        assert storage.enqueue(study.id, {"x": "second"}) == 2
+        waiting = storage.get_trials(study.id, states=[TrialState.WAITING])
+        assert [(t.number, t.lease_epoch, t.owner) for t in waiting] == [(1, 0, None), (2, 0, None)]
+        recorder = Recorder()
+        a = claimed(storage, study, OTHER, propose=recorder, worker="w2")
+        b = claimed(storage, study, OTHER, propose=recorder)
+        assert recorder.calls == [], "propose must not be asked while trials are WAITING"
+        assert (a.number, a.flat_params) == (1, {"x": "first"})
+        assert (b.number, b.flat_params) == (2, {"x": "second"})
+        assert (a.state, a.owner, a.lease_epoch, a.worker) == (TrialState.RUNNING, OTHER, 1, "w2")
+        assert trial_by_number(storage, study, 1).state is TrialState.RUNNING
+        assert claimed(storage, study, propose=recorder).number == 3
+
+    def test_enqueued_trials_count_against_the_budget(self, storage: Storage) -> None:
+        study = new_study(storage)
+        storage.enqueue(study.id, {"x": "q0"})
+        storage.enqueue(study.id, {"x": "q1"})
+        assert n_charged(storage, study) == 2
+        got = [claim(storage, study, max_trials=3) for _ in range(4)]
+        assert [t.number if t else None for t in got] == [0, 1, 2, None]
+        assert [t.flat_params for t in got if t] == [{"x": "q0"}, {"x": "q1"}, {"x": 2}]
+
+    def test_waiting_is_claimed_even_when_budget_is_spent(self, storage: Storage) -> None:
+        study = new_study(storage)
+        claimed(storage, study, max_trials=1)
+        storage.enqueue(study.id, {"x": "late"})
+        trial = claim(storage, study, max_trials=1)
+        assert trial is not None and trial.flat_params == {"x": "late"}
+        assert claim(storage, study, max_trials=1) is None
+
+    def test_waiting_is_claimed_even_when_propose_has_nothing(self, storage: Storage) -> None:
+        study = new_study(storage)
+        storage.enqueue(study.id, {"x": "q"})
+        trial = claim(storage, study, propose=lambda history, number: None)
+        assert trial is not None and trial.flat_params == {"x": "q"}
+        assert claim(storage, study, propose=lambda history, number: None) is None
+
+    # finish / report fencing --------------------------------------------------------------
+
+    def test_finish_writes_the_outcome(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trial = claimed(storage, study)
+        assert trial.id is not None
+        outcome = Outcome(TrialState.COMPLETE, 0.125, {"loss": 0.125, "acc": 0.9})
+        assert storage.finish(trial.id, OWNER, trial.lease_epoch, outcome)
+        (stored,) = storage.get_trials(study.id)
+        assert stored.state is TrialState.COMPLETE
+        assert stored.value == 0.125
+        assert stored.metrics == {"loss": 0.125, "acc": 0.9}
+        assert stored.failure_reason is None
+        assert stored.finished_at is not None and stored.started_at is not None
+        assert stored.finished_at >= stored.started_at
+        assert stored.flat_params == {"x": 0}
+
+    def test_finish_failed_and_pruned(self, storage: Storage) -> None:
+        study = new_study(storage)
+        failed, pruned = claimed(storage, study), claimed(storage, study)
+        assert failed.id is not None and pruned.id is not None
+        assert storage.finish(
+            failed.id,
+            OWNER,
+            1,
+            Outcome(TrialState.FAILED, failure_reason="invalid_value", failure_detail="NaN"),
+        )
+        assert storage.finish(pruned.id, OWNER, 1, Outcome(TrialState.PRUNED, None, {"loss": 3.0}))
+        a, b = storage.get_trials(study.id)
+        assert (a.state, a.value, a.failure_reason, a.failure_detail) == (
+            TrialState.FAILED,
+            None,
+            "invalid_value",
+            "NaN",
+        )
+        assert (b.state, b.value, b.metrics) == (TrialState.PRUNED, None, {"loss": 3.0})
+
+    def test_finish_writes_params_distributions_and_user_attrs(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trial = claim(storage, study, propose=lambda history, number: {})
+        assert trial is not None and trial.id is not None
+        distributions = {
+            "lr": {"type": "float", "low": 1e-05, "high": 0.1, "log": True, "q": None},
+            "opt": {
+                "type": "choice",
+                "options": [
+                    {"type": "const", "value": "adam"},
+                    {"type": "const", "value": "sgd"},
+                ],
+                "weights": None,
+            },
+        }
+        user_attrs = {"note": "hello", "list": [1, 2], "nested": {"a": None}}
+        assert storage.finish(
+            trial.id,
+            OWNER,
+            trial.lease_epoch,
+            Outcome(TrialState.COMPLETE, 1.0),
+            flat_params={"lr": 0.001, "opt": 1},
+            distributions=distributions,
+            user_attrs=user_attrs,
+        )
+        (stored,) = storage.get_trials(study.id)
+        assert stored.flat_params == {"lr": 0.001, "opt": 1}
+        assert stored.distributions == distributions
+        assert stored.user_attrs == user_attrs
+        assert stored.params == {"lr": 0.001, "opt": "sgd"}
+
+    def test_finish_is_fenced_by_owner_and_epoch(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trial = claimed(storage, study)
+        assert trial.id is not None
+        outcome = Outcome(TrialState.COMPLETE, 1.0, {"loss": 1.0})
+        assert not storage.finish(trial.id, OTHER, trial.lease_epoch, outcome)
+        assert not storage.finish(trial.id, OWNER, trial.lease_epoch + 1, outcome)
+        assert not storage.finish(trial.id, OWNER, trial.lease_epoch - 1, outcome)
+        (stored,) = storage.get_trials(study.id)
+        assert (stored.state, stored.value, stored.metrics) == (TrialState.RUNNING, None, {})
+        assert storage.finish(trial.id, OWNER, trial.lease_epoch, outcome)
+
+    def test_finishing_twice_is_refused(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trial = claimed(storage, study)
+        assert trial.id is not None
+        assert storage.finish(trial.id, OWNER, 1, Outcome(TrialState.COMPLETE, 1.0))
+        assert not storage.finish(trial.id, OWNER, 1, Outcome(TrialState.COMPLETE, 2.0))
+        assert not storage.finish(
+            trial.id, OWNER, 1, Outcome(TrialState.FAILED, failure_reason="error")
+        )
+        (stored,) = storage.get_trials(study.id)
+        assert (stored.state, stored.value, stored.failure_reason) == (
+            TrialState.COMPLETE,
+            1.0,
+            None,
+        )
+
+    def test_unknown_trial_is_refused(self, storage: Storage) -> None:
+        new_study(storage)
+        assert not storage.finish(987654, OWNER, 1, Outcome(TrialState.COMPLETE, 1.0))
+        assert not storage.report(987654, OWNER, 1, 0, {"loss": 1.0})
+
+    def test_report_and_get_metrics_in_order(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trial = claimed(storage, study)
+        assert trial.id is not None
+        before = time.time()
+        assert storage.report(trial.id, OWNER, 1, 0, {"loss": 1.0, "acc": 0.5})
+        assert storage.report(trial.id, OWNER, 1, 1, {"loss": 0.5})
+        assert storage.report(trial.id, OWNER, 1, 2, {"loss": -math.inf})
+        assert storage.report(trial.id, OWNER, 1, None, {"final": 0.25})
+        points = storage.get_metrics(trial.id)
+        assert [(p.name, p.step, p.value) for p in points] == [
+            ("loss", 0, 1.0),
+            ("acc", 0, 0.5),
+            ("loss", 1, 0.5),
+            ("loss", 2, -math.inf),
+            ("final", None, 0.25),
+        ]
+        stamps = [p.ts for p in points]
+        assert stamps == sorted(stamps)
+        assert all(abs(ts - before) < 60 for ts in stamps), "timestamps are epoch seconds"
+
+    def test_metrics_belong_to_their_trial(self, storage: Storage) -> None:
+        study = new_study(storage)
+        a, b = claimed(storage, study), claimed(storage, study)
+        assert a.id is not None and b.id is not None
+        storage.report(a.id, OWNER, 1, 0, {"loss": 1.0})
+        storage.report(b.id, OWNER, 1, 0, {"loss": 2.0})
+        assert [p.value for p in storage.get_metrics(a.id)] == [1.0]
+        assert [p.value for p in storage.get_metrics(b.id)] == [2.0]
+
+    def test_report_is_fenced(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trial = claimed(storage, study)
+        assert trial.id is not None
+        assert not storage.report(trial.id, OTHER, 1, 0, {"loss": 1.0})
+        assert not storage.report(trial.id, OWNER, 2, 0, {"loss": 1.0})
+        assert storage.get_metrics(trial.id) == []
+        assert storage.finish(trial.id, OWNER, 1, Outcome(TrialState.COMPLETE, 1.0))
+        assert not storage.report(trial.id, OWNER, 1, 1, {"loss": 1.0}), "finished trial"
+        assert storage.get_metrics(trial.id) == []
+
+    def test_logs_are_fenced_and_ordered(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trial = claimed(storage, study)
+        assert trial.id is not None
+        assert storage.append_logs(trial.id, OWNER, 1, "stdout", [(0, "a"), (1, "b")])
+        assert storage.append_logs(trial.id, OWNER, 1, "stderr", [(0, "oops")])
+        assert storage.append_logs(trial.id, OWNER, 1, "stdout", [(5, "f ü")])  # 2-4 omitted
+        assert storage.append_logs(trial.id, OWNER, 1, "stdout", [])
+        assert not storage.append_logs(trial.id, OTHER, 1, "stdout", [(6, "x")])
+        assert not storage.append_logs(trial.id, OWNER, 2, "stdout", [(6, "x")])
+
+        def lines(stream: str | None = None, after: int = -1) -> list[tuple[str, int, str]]:
+            return [(x.stream, x.seq, x.text) for x in storage.get_logs(trial.id, stream, after)]
+
+        assert lines("stdout") == [("stdout", 0, "a"), ("stdout", 1, "b"), ("stdout", 5, "f ü")]
+        assert lines("stderr") == [("stderr", 0, "oops")]
+        assert lines("stdout", 1) == [("stdout", 5, "f ü")]
+        assert sorted(lines()) == sorted(lines("stdout") + lines("stderr"))
+        complete(storage, trial, 1.0)
+        assert not storage.append_logs(trial.id, OWNER, 1, "stdout", [(6, "late")])
+        assert len(lines()) == 4
+        assert storage.get_logs(987654) == []
+
+    def test_get_trial_by_number(self, storage: Storage) -> None:
+        a, b = new_study(storage, "a"), new_study(storage, "b")
+        claimed(storage, a)
+        second = claimed(storage, a)
+        complete(storage, second, 2.0)
+        only = claimed(storage, b)
+        got = storage.get_trial(a.id, 1)
+        assert got is not None
+        assert (got.number, got.state, got.value, got.id) == (
+            1,
+            TrialState.COMPLETE,
+            2.0,
+            second.id,
+        )
+        assert got.flat_params == {"x": 1}
+        other = storage.get_trial(b.id, 0)
+        assert other is not None and other.id == only.id
+        assert storage.get_trial(a.id, 2) is None
+        assert storage.get_trial(a.id, -1) is None
+        assert storage.get_trial(987654, 0) is None
+
+    # leases: heartbeat and sweep ----------------------------------------------------------
+
+    def test_heartbeat_keeps_a_short_lease_alive(self, storage: Storage) -> None:
+        study = new_study(storage)
+        kept = claimed(storage, study, OWNER, lease_seconds=1.0)
+        lost = claimed(storage, study, OTHER, lease_seconds=1.0)
+        deadline = time.monotonic() + 1.6
+        while time.monotonic() < deadline:
+            assert storage.heartbeat(OWNER, 1.0) == 1
+            swept = storage.sweep_stale(study.id)
+            assert kept.number not in swept
+            time.sleep(0.1)
+        states = {t.number: t.state for t in storage.get_trials(study.id)}
+        assert states == {kept.number: TrialState.RUNNING, lost.number: TrialState.FAILED}
+        complete(storage, kept, 1.0)
+        assert storage.heartbeat(OWNER, 0.5) == 0, "finished trials hold no lease"
+
+    def test_heartbeat_counts_only_the_owners_running_trials(self, storage: Storage) -> None:
+        a, b = new_study(storage, "a"), new_study(storage, "b")
+        claimed(storage, a, OWNER)
+        claimed(storage, b, OWNER)
+        done = claimed(storage, b, OWNER)
+        claimed(storage, b, OTHER)
+        complete(storage, done, 1.0)
+        assert storage.heartbeat(OWNER, 60) == 2
+        assert storage.heartbeat("nobody", 60) == 0
+
+    def test_sweep_fails_expired_leases_only(self, storage: Storage) -> None:
+        study = new_study(storage)
+        stale = claimed(storage, study, OWNER, lease_seconds=CHECKED_LEASE)
+        live = claimed(storage, study, OTHER, lease_seconds=LONG_LEASE)
+        finished = claimed(storage, study, OWNER, lease_seconds=SHORT_LEASE)
+        complete(storage, finished, 3.0)
+        storage.enqueue(study.id, {"x": "queued"})
+        assert storage.sweep_stale(study.id) == []  # nothing expired yet
+        time.sleep(CHECKED_EXPIRE_WAIT)
+        assert storage.sweep_stale(study.id) == [stale.number]
+        trials = {t.number: t for t in storage.get_trials(study.id)}
+        assert trials[stale.number].state is TrialState.FAILED
+        assert trials[stale.number].failure_reason == "stale"
+        assert OWNER in (trials[stale.number].failure_detail or "")
+        assert trials[stale.number].finished_at is not None
+        assert trials[live.number].state is TrialState.RUNNING
+        assert trials[finished.number].state is TrialState.COMPLETE
+        assert trials[finished.number].value == 3.0
+        assert trials[3].state is TrialState.WAITING
+        assert storage.sweep_stale(study.id) == [], "a swept trial is not swept again"
+        assert storage.running_owners(study.id) == {OTHER}
+
+    def test_swept_trial_is_fenced(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trial = claimed(storage, study, lease_seconds=SHORT_LEASE)
+        assert trial.id is not None
+        time.sleep(EXPIRE_WAIT)
+        assert storage.sweep_stale(study.id) == [0]
+        assert not storage.report(trial.id, OWNER, trial.lease_epoch, 0, {"loss": 1.0})
+        assert not storage.finish(
+            trial.id, OWNER, trial.lease_epoch, Outcome(TrialState.COMPLETE, 1)
+        )
+        (stored,) = storage.get_trials(study.id)
+        assert (stored.state, stored.failure_reason, stored.value) == (
+            TrialState.FAILED,
+            "stale",
+            None,
+        )
+
+    def test_sweep_is_per_study(self, storage: Storage) -> None:
+        a, b = new_study(storage, "a"), new_study(storage, "b")
+        claimed(storage, a, lease_seconds=SHORT_LEASE)
+        claimed(storage, b, lease_seconds=SHORT_LEASE)
+        time.sleep(EXPIRE_WAIT)
+        assert storage.sweep_stale(a.id) == [0]
+        assert storage.get_trials(b.id)[0].state is TrialState.RUNNING
+
+    def test_sweep_with_retry_requeues_once(self, storage: Storage) -> None:
+        study = new_study(storage)
+        params = {"lr": 0.01, "opt": 1, "opt[1]/momentum": 0.5}
+        original = claimed(
+            storage, study, lease_seconds=SHORT_LEASE, propose=lambda h, n: dict(params)
+        )
+        claimed(storage, study, OTHER)  # a live trial, untouched
+        assert n_charged(storage, study) == 2
+        time.sleep(EXPIRE_WAIT)
+        assert storage.sweep_stale(study.id, retry=True) == [original.number]
+        assert n_charged(storage, study) == 2, "a retried trial must not use up the budget"
+        (copy,) = storage.get_trials(study.id, states=[TrialState.WAITING])
+        assert copy.number == 2
+        assert copy.flat_params == params
+        assert copy.parent_number == original.number
+        assert trial_by_number(storage, study, original.number).failure_reason == "stale"
+
+        # the copy is claimed first, even with the budget spent
+        retry = claim(storage, study, max_trials=2, lease_seconds=SHORT_LEASE)
+        assert retry is not None
+        assert (retry.number, retry.flat_params, retry.parent_number) == (2, params, 0)
+        assert claim(storage, study, max_trials=2) is None
+        assert storage.summary(study.id, "minimize").n_trials == 2
+
+        # a retry of a retry is not re-queued again
+        time.sleep(EXPIRE_WAIT)
+        assert storage.sweep_stale(study.id, retry=True) == [2]
+        assert storage.get_trials(study.id, states=[TrialState.WAITING]) == []
+        assert n_charged(storage, study) == 2
+        assert [t.number for t in storage.get_trials(study.id)] == [0, 1, 2]
+        assert claim(storage, study, max_trials=2) is None
+
+    def test_sweep_without_retry_keeps_the_charge(self, storage: Storage) -> None:
+        study = new_study(storage)
+        claimed(storage, study, lease_seconds=SHORT_LEASE)
+        time.sleep(EXPIRE_WAIT)
+        assert storage.sweep_stale(study.id) == [0]
+        assert n_charged(storage, study) == 1
+        assert storage.get_trials(study.id, states=[TrialState.WAITING]) == []
+        assert claim(storage, study, max_trials=1) is None
+
+    def test_dead_owners_are_swept_immediately(self, storage: Storage) -> None:
+        study = new_study(storage)
+        dead = claimed(storage, study, OWNER)
+        alive = claimed(storage, study, OTHER)
+        assert storage.running_owners(study.id) == {OWNER, OTHER}
+        assert storage.sweep_stale(study.id, dead_owners=["someone-else"]) == []
+        assert storage.sweep_stale(study.id, dead_owners=iter([OWNER])) == [dead.number]
+        trials = {t.number: t for t in storage.get_trials(study.id)}
+        assert trials[dead.number].state is TrialState.FAILED
+        assert trials[dead.number].failure_reason == "stale"
+        assert trials[alive.number].state is TrialState.RUNNING
+        assert storage.running_owners(study.id) == {OTHER}
+
+    def test_dead_owner_retry(self, storage: Storage) -> None:
+        study = new_study(storage)
+        claimed(storage, study, OWNER, max_trials=1)
+        assert storage.sweep_stale(study.id, retry=True, dead_owners={OWNER}) == [0]
+        retry = claim(storage, study, OTHER, max_trials=1)
+        assert retry is not None and (retry.number, retry.parent_number) == (1, 0)
+        assert retry.owner == OTHER
+
+    # reading ------------------------------------------------------------------------------
+
+    def test_get_trials_filters_by_state(self, storage: Storage) -> None:
+        study = new_study(storage)
+        done, failed, _running = (claimed(storage, study) for _ in range(3))
+        complete(storage, done, 1.0)
+        assert failed.id is not None
+        storage.finish(failed.id, OWNER, 1, Outcome(TrialState.FAILED, failure_reason="error"))
+        storage.enqueue(study.id, {"x": "w"})
+
+        def numbers(states: Sequence[TrialState] | None) -> list[int]:
+            return [t.number for t in storage.get_trials(study.id, states=states)]
+
+        assert numbers(None) == [0, 1, 2, 3]
+        assert numbers([TrialState.COMPLETE]) == [0]
+        assert numbers([TrialState.RUNNING]) == [2]
+        assert numbers([TrialState.WAITING]) == [3]
+        assert numbers([TrialState.FAILED, TrialState.COMPLETE]) == [0, 1]
+        assert numbers([TrialState.PRUNED]) == []
+        assert numbers([]) == []
+
+    def test_summary_of_an_empty_study(self, storage: Storage) -> None:
+        study = new_study(storage)
+        summary = storage.summary(study.id, "minimize")
+        assert (summary.n_trials, summary.counts) == (0, {})
+        assert (summary.best_number, summary.best_value, summary.complete_since_best) == (
+            None,
+            None,
+            0,
+        )
+
+    @pytest.mark.parametrize(
+        ("direction", "values", "best_number", "since"),
+        [
+            ("minimize", [3.0, 1.0, 2.0, 5.0], 1, 2),
+            ("maximize", [3.0, 1.0, 2.0, 5.0], 3, 0),
+            ("maximize", [3.0, 7.0, 2.0, 5.0], 1, 2),
+            ("minimize", [5.0, -math.inf, math.inf, 0.0], 1, 2),
+            ("maximize", [5.0, -math.inf, math.inf, 0.0], 2, 1),
+            ("minimize", [math.inf, 1e308, -1e308, 2.0], 2, 1),
+            ("maximize", [-math.inf, -1e308, -5.0, -math.inf], 2, 1),
+            ("minimize", [2.0, 2.0, 2.0], 0, 2),  # ties: the earliest is best
+        ],
+    )
+    def test_summary_best_and_since(
+        self,
+        storage: Storage,
+        direction: str,
+        values: list[float],
+        best_number: int,
+        since: int,
+    ) -> None:
+        study = new_study(storage, direction=direction)
+        for value in values:
+            complete(storage, claimed(storage, study), value)
+            time.sleep(0.003)  # distinct finish times even on a millisecond clock
+        summary = storage.summary(study.id, direction)
+        assert summary.best_number == best_number
+        assert summary.best_value == values[best_number]
+        assert summary.complete_since_best == since
+        assert summary.counts == {"COMPLETE": len(values)}
+        assert summary.n_trials == len(values)
+
+    def test_summary_counts_every_state(self, storage: Storage) -> None:
+        study = new_study(storage)
+        trials = [claimed(storage, study, lease_seconds=SHORT_LEASE) for _ in range(3)]
+        trials += [claimed(storage, study) for _ in range(4)]
+        complete(storage, trials[3], 4.0)
+        time.sleep(0.003)
+        complete(storage, trials[4], 2.0)
+        assert trials[5].id is not None and trials[6].id is not None
+        storage.finish(trials[5].id, OWNER, 1, Outcome(TrialState.PRUNED, None))
+        storage.finish(trials[6].id, OWNER, 1, Outcome(TrialState.FAILED, failure_reason="error"))
+        storage.enqueue(study.id, {"x": "w"})
+        time.sleep(EXPIRE_WAIT)
+        storage.sweep_stale(study.id, dead_owners=())  # 0, 1, 2 go stale
+        claimed(storage, study)  # takes the WAITING one
+        storage.enqueue(study.id, {"x": "w2"})
+        summary = storage.summary(study.id, "minimize")
+        assert summary.counts == {
+            "COMPLETE": 2,
+            "PRUNED": 1,
+            "FAILED": 4,
+            "RUNNING": 1,
+            "WAITING": 1,
+        }
+        assert (summary.best_number, summary.best_value, summary.complete_since_best) == (4, 2.0, 0)
+        assert summary.n_trials == 9
+
+    def test_summary_ignores_unfinished_and_failed_values(self, storage: Storage) -> None:
+        study = new_study(storage)
+        pruned = claimed(storage, study)
+        assert pruned.id is not None
+        storage.finish(pruned.id, OWNER, 1, Outcome(TrialState.PRUNED, -100.0))
+        claimed(storage, study)
+        complete(storage, claimed(storage, study), 7.0)
+        summary = storage.summary(study.id, "minimize")
+        assert (summary.best_number, summary.best_value) == (2, 7.0)
