@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,7 +17,12 @@ from typing import Any
 import pytest
 
 import hypersearch as hs
-from hypersearch.execution.command import CommandTemplate, TemplateError
+from hypersearch.execution.command import (
+    SUPERVISED,
+    CommandTemplate,
+    TemplateError,
+    _supervisor_argv,
+)
 from hypersearch.trial import TrialState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -423,6 +429,151 @@ def test_sigkill_cli_then_resume_reaches_budget(tmp_path: Path) -> None:
     assert all(t.state.is_finished for t in trials)
     assert len({t.params["x"] for t in trials}) == 16
     assert sum(t.failure_reason == "stale" for t in trials) >= 1
+
+
+# -- R3: a killed driver takes the whole process group of every trial with it -----------------
+
+needs_supervisor = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and SUPERVISED),
+    reason="the trial supervisor and /proc are Linux-only",
+)
+
+
+def pid_alive(pid: int) -> bool:
+    """Running (a zombie is dead: it only waits to be reaped by whoever adopted it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@needs_supervisor
+def test_sigkill_driver_kills_grandchildren_of_every_trial(tmp_path: Path) -> None:
+    """R3: grandchildren (one ignoring SIGTERM) must not outlive a SIGKILLed driver and hold
+    its GPUs; each trial's supervisor ends the whole group within about a second."""
+    pids_dir = tmp_path / "pids"
+    pids_dir.mkdir()
+    job = script(
+        tmp_path,
+        "spawner.py",
+        """
+        import os, subprocess, sys, time
+        stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \\
+            "print('ready', flush=True); time.sleep(1000)"
+        kids = [
+            subprocess.Popen([sys.executable, "-c", stubborn], stdout=subprocess.PIPE),
+            subprocess.Popen(["sleep", "1000"]),
+        ]
+        kids[0].stdout.readline()  # it ignores SIGTERM now: only SIGKILL ends it
+        path = os.path.join(sys.argv[2], os.environ["HYPERSEARCH_TRIAL"])
+        with open(path + ".tmp", "w") as f:
+            f.write(" ".join(str(p) for p in [os.getpid()] + [k.pid for k in kids]))
+        os.rename(path + ".tmp", path + ".pid")
+        print("loss=1.0", flush=True)
+        time.sleep(1000)
+        """,
+    )
+    args = ["random", "-n", "4", "-p", "2", "--name", "g", "--param", "x=0.0:1.0"]
+    process = subprocess.Popen(
+        [PY, "-m", "hypersearch.cli.main", *args, "--", PY, job, ":x:", str(pids_dir)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pids_dir.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        files = sorted(pids_dir.glob("*.pid"))
+        assert len(files) == 2, "both trials should have started their grandchildren"
+        pids = [int(p) for f in files for p in f.read_text().split()]
+        assert len(pids) == 6 and all(pid_alive(pid) for pid in pids)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        killed_at = time.monotonic()
+        while any(pid_alive(pid) for pid in pids) and time.monotonic() < killed_at + 10:
+            time.sleep(0.05)
+        left = [pid for pid in pids if pid_alive(pid)]
+        elapsed = time.monotonic() - killed_at
+        assert not left, f"still running {elapsed:.1f}s after the driver died: {left}"
+        assert elapsed < 4, f"took {elapsed:.1f}s (poll 0.25s + grace 1s expected)"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@needs_supervisor
+def test_supervised_command_sees_what_it_saw_without_a_supervisor(tmp_path: Path) -> None:
+    """Only stdin, stdout, stderr and the report descriptor are open; no signal is blocked or
+    ignored (but the two Python itself ignores); the command's group is the supervisor's."""
+    _, trial = run_one(
+        tmp_path,
+        """
+        import os, signal
+        def is_open(fd):
+            try:
+                return os.fstat(fd) is not None
+            except OSError:
+                return False
+
+        listed = [int(fd) for fd in os.listdir("/proc/self/fd")]  # and that listing's own fd
+        fds = {fd for fd in listed if is_open(fd)}
+        status = dict(
+            line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines()
+        )
+        report = int(os.environ["HYPERSEARCH_REPORT_FD"])
+        assert os.getpgrp() == os.getppid() != os.getpid(), (os.getpgrp(), os.getppid())
+        python_ignores = (1 << signal.SIGPIPE - 1) | (1 << signal.SIGXFSZ - 1)  # itself
+        assert int(status["SigBlk"], 16) == 0, status["SigBlk"]
+        assert int(status["SigIgn"], 16) == python_ignores, status["SigIgn"]
+        assert fds == {0, 1, 2, report}, (fds, report)
+        print("loss=0.25")
+        """,
+    )
+    assert trial.state is TrialState.COMPLETE, trial.failure_detail
+    assert trial.value == 0.25
+
+
+@needs_supervisor
+def test_command_killed_by_a_signal_is_reported_as_such(tmp_path: Path) -> None:
+    _, trial = run_one(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    assert trial.failure_reason == "exit_code"
+    assert "killed by signal SIGKILL" in trial.failure_detail
+
+
+@needs_supervisor
+def test_supervisor_forwards_outside_signals_and_exits_like_its_command() -> None:
+    """A SIGTERM sent to the supervisor alone (not by the runner) reaches the command, and the
+    supervisor then dies of the same signal, as the command did."""
+    read_fd, write_fd = os.pipe()
+    supervisor = subprocess.Popen(
+        [*_supervisor_argv(write_fd, 1.0), "sleep", "60"],
+        pass_fds=(write_fd,),
+        start_new_session=True,
+    )
+    os.close(write_fd)
+    children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children")
+    try:
+        deadline = time.monotonic() + 30
+        while not children.read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (command,) = map(int, children.read_text().split())
+        time.sleep(0.1)  # let it exec `sleep`
+        subprocess.run(["kill", "-TERM", str(supervisor.pid)], check=True)  # not the parent
+        assert supervisor.wait(timeout=10) == -signal.SIGTERM
+        assert not pid_alive(command)
+        assert os.read(read_fd, 100) == b""  # it had started the command
+    finally:
+        os.close(read_fd)
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
 
 
 # -- acceptance 5: usage errors exit 2 with the problem named ----------------------------------

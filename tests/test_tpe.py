@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from problems import BRANIN_MIN, BRANIN_SPACE, CONDITIONAL_SPACE, branin, conditional_objective
 
 import hypersearch as hs
 from hypersearch.samplers.base import Context
@@ -38,27 +39,6 @@ EVERY_KIND = {
     "single": hs.choice(["only"]),
 }
 
-NESTED = {
-    "model": hs.choice(
-        [
-            {"name": "svm", "C": hs.loguniform(1e-3, 1e3), "kernel": hs.choice(["rbf", "poly"])},
-            {
-                "name": "tree",
-                "depth": hs.integer(1, 20),
-                "split": hs.choice(
-                    [
-                        {"kind": "best", "min_leaf": hs.integer(1, 10)},
-                        {"kind": "random", "frac": hs.uniform(0.1, 1.0)},
-                    ]
-                ),
-            },
-            {"name": "linear"},
-        ]
-    ),
-    "scale": hs.choice([True, False]),
-    "lr": hs.loguniform(1e-4, 1.0),
-}
-
 
 def every_kind_objective(p: dict[str, Any]) -> float:
     return (
@@ -71,31 +51,6 @@ def every_kind_objective(p: dict[str, Any]) -> float:
         + p["small_integer"]
         + abs(p["log_integer"] - 50) / 100
     )
-
-
-def nested_objective(p: dict[str, Any]) -> float:
-    model = p["model"]
-    base = abs(math.log10(p["lr"]) + 2) + (0.0 if p["scale"] else 0.3)
-    if model["name"] == "svm":
-        return base + abs(math.log10(model["C"]) - 1) + (0.2 if model["kernel"] == "poly" else 0)
-    if model["name"] == "tree":
-        split = model["split"]
-        extra = split["min_leaf"] / 10 if split["kind"] == "best" else split["frac"]
-        return base + abs(model["depth"] - 5) / 5 + extra
-    return base + 1.5
-
-
-def branin(p: dict[str, Any]) -> float:
-    x1, x2 = p["x1"], p["x2"]
-    return (
-        (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
-        + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1)
-        + 10
-    )
-
-
-BRANIN_SPACE = {"x1": hs.uniform(-5.0, 10.0), "x2": hs.uniform(0.0, 15.0)}
-BRANIN_MIN = 0.397887
 
 
 def trial(
@@ -154,8 +109,8 @@ def test_every_distribution_kind_gives_valid_values(multivariate: bool) -> None:
 
 @pytest.mark.parametrize("multivariate", [True, False])
 def test_nested_conditional_space(multivariate: bool) -> None:
-    space = Space(NESTED)
-    history = run(TPE(multivariate=multivariate, n_startup=6), space, nested_objective, 60)
+    space = Space(CONDITIONAL_SPACE)
+    history = run(TPE(multivariate=multivariate, n_startup=6), space, conditional_objective, 60)
     branches = {t.flat_params["model"] for t in history[6:]}
     assert branches  # validate() in run() checked that exactly the active parameters appear
     best = min(history, key=lambda t: t.value or math.inf)
@@ -201,8 +156,8 @@ def test_maximize_follows_the_direction() -> None:
 
 
 def test_same_context_same_suggestion() -> None:
-    space = Space(NESTED)
-    history = run(TPE(n_startup=5), space, nested_objective, 30)
+    space = Space(CONDITIONAL_SPACE)
+    history = run(TPE(n_startup=5), space, conditional_objective, 30)
     a, b = TPE(), TPE()
     ctx = lambda: context(space, history, seed=7)  # noqa: E731  (a fresh rng each time)
     first = a.suggest(ctx())
@@ -214,7 +169,12 @@ def test_same_context_same_suggestion() -> None:
 def test_same_seed_same_study() -> None:
     def params(seed: int) -> list[dict[str, Any]]:
         study = hs.minimize(
-            nested_objective, NESTED, strategy=TPE(), max_trials=25, seed=seed, verbose=False
+            conditional_objective,
+            CONDITIONAL_SPACE,
+            strategy=TPE(),
+            max_trials=25,
+            seed=seed,
+            verbose=False,
         )
         return [t.flat_params for t in study.trials]
 
@@ -236,13 +196,13 @@ def _messy_history(space: Space, n: int, seed: int) -> list[FrozenTrial]:
         elif kind == 7:
             history.append(trial(number, flat, state=TrialState.FAILED, failure_reason="stale"))
         else:
-            history.append(trial(number, flat, nested_objective(space.unflatten(flat))))
+            history.append(trial(number, flat, conditional_objective(space.unflatten(flat))))
     return history
 
 
 @pytest.mark.parametrize("multivariate", [True, False])
 def test_cache_does_not_change_results(multivariate: bool) -> None:
-    space = Space(NESTED)
+    space = Space(CONDITIONAL_SPACE)
     final = _messy_history(space, 60, seed=1)
     cached = TPE(multivariate=multivariate, n_startup=5)
     for n in range(0, 60, 3):
@@ -347,7 +307,7 @@ def test_four_workers_no_duplicates_among_running_trials() -> None:
 
 
 def test_all_failed_history_falls_back_to_the_prior() -> None:
-    space = Space(NESTED)
+    space = Space(CONDITIONAL_SPACE)
     rng = np.random.default_rng(0)
     history = [
         trial(i, space.sample(rng), state=TrialState.FAILED, failure_reason="error")
@@ -451,36 +411,3 @@ def test_suggest_param_uses_matching_history_only() -> None:
         for s in range(10)
     ]
     assert np.median(maximized) < 3.0  # now the trials far from 7 (near 0) are the good ones
-
-
-# -- quality -------------------------------------------------------------------------------------
-
-
-def test_beats_random_on_branin() -> None:
-    space = Space(BRANIN_SPACE)
-
-    def best_random(seed: int) -> float:
-        rng = np.random.default_rng(seed)
-        return min(branin(space.sample(rng)) for _ in range(60))
-
-    tpe = [
-        min(t.value or math.inf for t in run(TPE(), space, branin, 60, seed)) for seed in range(10)
-    ]
-    rand = [best_random(seed) for seed in range(10)]
-    assert np.median(tpe) - BRANIN_MIN < 0.1
-    assert np.median(tpe) < np.median(rand)
-
-
-def test_beats_random_on_a_conditional_problem() -> None:
-    space = Space(NESTED)
-
-    def best_random(seed: int) -> float:
-        rng = np.random.default_rng(seed)
-        return min(nested_objective(space.unflatten(space.sample(rng))) for _ in range(60))
-
-    tpe = [
-        min(t.value or math.inf for t in run(TPE(), space, nested_objective, 60, s))
-        for s in range(10)
-    ]
-    rand = [best_random(seed) for seed in range(10)]
-    assert np.median(tpe) < np.median(rand)

@@ -5,7 +5,8 @@
 `CommandExecutor` runs up to `capacity` commands at once, each in its own process group, reads
 their output without blocking, turns metric lines into reports, stores logs with a bounded head
 and tail, enforces timeouts (SIGTERM, then SIGKILL after a grace period) and stop conditions, and
-hands GPUs out through ``CUDA_VISIBLE_DEVICES``.
+hands GPUs out through ``CUDA_VISIBLE_DEVICES``. Each group is led by a tiny supervisor
+(`hypersearch.execution.supervise`) that kills the whole group if the driver itself is killed.
 """
 
 from __future__ import annotations
@@ -270,6 +271,7 @@ class _Run:
         self.gpus = gpus
         self.process: subprocess.Popen[bytes] | None = None
         self.report_fd: int | None = None
+        self.status_fd: int | None = None  # the supervisor's "cannot start" channel
         self.splitters = {
             "stdout": LineSplitter(),
             "stderr": LineSplitter(),
@@ -422,20 +424,44 @@ class CommandExecutor:
             env["HS_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", path).upper()] = format_value(value)
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, run.gpus))
+        status_fd: int | None = None
         try:
-            run.process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=spec.cwd,
-                env=env,
-                pass_fds=(write_fd,),
-                start_new_session=True,  # its own process group: we can kill grandchildren too
-                preexec_fn=_die_with_parent,
-            )
+            if SUPERVISED:
+                # The supervisor leads the group and runs the command in it (supervise.py says
+                # why); the group's id is the supervisor's pid, so killpg reaches everything.
+                run.status_fd, status_fd = os.pipe()
+                run.process = subprocess.Popen(
+                    [*_supervisor_argv(status_fd, spec.grace), *argv],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=spec.cwd,
+                    env=env,
+                    pass_fds=(write_fd, status_fd),
+                    start_new_session=True,
+                )
+            else:
+                run.process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=spec.cwd,
+                    env=env,
+                    pass_fds=(write_fd,),
+                    start_new_session=True,  # its own process group: we can kill grandchildren
+                    preexec_fn=_die_with_parent,
+                )
+        except OSError:
+            os.close(read_fd)
+            if run.status_fd is not None:
+                os.close(run.status_fd)
+                run.status_fd = None
+            raise
         finally:
             os.close(write_fd)
+            if status_fd is not None:
+                os.close(status_fd)
         run.report_fd = read_fd
         now = time.monotonic()
         deadlines = [d for d in (spec.deadline, now + spec.timeout if spec.timeout else None) if d]
@@ -566,7 +592,31 @@ class CommandExecutor:
             rows = output.take_head() + output.take_tail()
             if rows:
                 self._store_logs(run, output.name, rows)
-        self._end(run, self._outcome(run, code))
+        error = self._start_failure(run)
+        if error is not None:
+            outcome = Outcome(
+                TrialState.FAILED,
+                failure_reason=FailureReason.EXIT_CODE.value,
+                failure_detail=_start_error(self.spec.template, error),
+            )
+        else:
+            outcome = self._outcome(run, code)
+        self._end(run, outcome)
+
+    def _start_failure(self, run: _Run) -> OSError | None:
+        """Why the supervisor could not start the command (as the OSError Popen would have
+        raised without a supervisor), or None when it started."""
+        if run.status_fd is None:
+            return None
+        os.set_blocking(run.status_fd, False)
+        try:
+            text = os.read(run.status_fd, 4096).decode(errors="replace")
+        except OSError:
+            return None
+        number, _, message = text.partition(" ")
+        if not number.isdigit():
+            return None
+        return OSError(int(number), message or os.strerror(int(number)))
 
     def _outcome(self, run: _Run, code: int) -> Outcome:
         spec = self.spec
@@ -637,6 +687,9 @@ class CommandExecutor:
                 self._selector.unregister(run.report_fd)
             os.close(run.report_fd)
             run.report_fd = None
+        if run.status_fd is not None:
+            os.close(run.status_fd)
+            run.status_fd = None
 
 
 def _with_stderr(detail: str, stderr: str) -> str:
@@ -667,9 +720,37 @@ _PRCTL = _load_prctl()
 
 
 def _die_with_parent() -> None:
-    """Runs in the forked child before exec: die if the driver dies (Linux)."""
+    """Runs in the forked child before exec: die if the driver dies (Linux). Used only without
+    the supervisor; it ends the command itself but not what the command started."""
     if _PRCTL is not None:
         _PRCTL(1, signal.SIGKILL)
+
+
+_SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervise.py")
+ORPHAN_GRACE = 1.0  # seconds between SIGTERM and SIGKILL when the driver has died
+# Where the supervisor can run (it needs sigtimedwait: Linux and most POSIX systems, not macOS);
+# elsewhere commands start directly, as before, and grandchildren of a killed driver may outlive it.
+SUPERVISED = (
+    hasattr(signal, "sigtimedwait")
+    and bool(sys.executable)
+    and os.access(sys.executable, os.X_OK)
+    and os.path.isfile(_SUPERVISOR)
+)
+
+
+def _supervisor_argv(status_fd: int, grace: float) -> list[str]:
+    """The command line that runs the supervisor; the command's argv follows it. ``-I -S``:
+    no site-packages and no user environment, so it starts fast and the same everywhere."""
+    return [
+        sys.executable,
+        "-I",
+        "-S",
+        _SUPERVISOR,
+        str(os.getpid()),
+        str(status_fd),
+        repr(min(grace, ORPHAN_GRACE)),
+        "--",
+    ]
 
 
 class Command:

@@ -744,20 +744,12 @@ class TPE(Sampler):
             ties = np.flatnonzero(ranked == cut)[: n_good - int(good_mask.sum())]
             good_mask[ties] = True
         good = done[good_mask]
-        import os
-        if len(done) < int(os.environ.get("GROUPMIN", "0")):
-            good = good[:0]
         bad_mask = active & (states == _BAD)
         bad_mask[done[~good_mask]] = True
         bad = np.flatnonzero(bad_mask)  # trial order
         pend = pending_x[~np.isnan(pending_x[:, idx[0]])][:, idx] if len(pending_x) else None
-        import dataclasses
-        import os
-        mode = os.environ.get("EPSMODE", "")
-        sl = self._settings if mode != "gonly" else dataclasses.replace(self._settings, choice_smoothing=0.0)
-        sg = self._settings if mode != "lonly" else dataclasses.replace(self._settings, choice_smoothing=0.0)
-        l_model = _Parzen(group, *self._capped(x[np.ix_(good, idx)], None), sl)
-        g_model = _Parzen(group, *self._capped(x[np.ix_(bad, idx)], pend), sg)
+        l_model = _Parzen(group, *self._capped(x[np.ix_(good, idx)], None), self._settings)
+        g_model = _Parzen(group, *self._capped(x[np.ix_(bad, idx)], pend), self._settings)
 
         draws = l_model.sample(rng, self.n_candidates)
         values = np.empty_like(draws)
