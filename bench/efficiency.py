@@ -833,17 +833,22 @@ class Reference:
     ref_note: str
 
 
-def references(problem: Problem, recs: Sequence[dict[str, Any]]) -> Reference:
+def references(
+    problem: Problem, recs: Sequence[dict[str, Any]], seeds: Sequence[int] | None = None
+) -> Reference:
+    """The optimum (known, or the best value in any record) and the random reference over the
+    selected seeds (so adding seeds to the file does not move a table of other seeds)."""
     if problem.optimum is not None:
         optimum, note = problem.optimum, "known"
     else:
         seen = [v for r in recs for v in r["values"]]
         optimum = min(seen) if seen else math.nan
         note = f"best seen ({len(recs)} runs)"
-    firsts = [r["values"][0] for r in recs if r["method"] == RANDOM_REF and r["values"]]
+    recs_ref = [r for r in recs if seeds is None or r["seed"] in seeds]
+    firsts = [r["values"][0] for r in recs_ref if r["method"] == RANDOM_REF and r["values"]]
     ref_note = f"median first {RANDOM_REF} trial ({len(firsts)} seeds)"
     if not firsts:
-        firsts = [r["values"][0] for r in recs if r["values"]]
+        firsts = [r["values"][0] for r in recs_ref if r["values"]]
         ref_note = f"median first trial, all methods ({len(firsts)} runs: no {RANDOM_REF})"
     ref = statistics.median(firsts) if firsts else math.nan
     return Reference(optimum, note, ref, ref_note)
@@ -877,7 +882,7 @@ def report(
         all_recs = [r for (p, _, _), r in results.items() if p == name]
         if not all_recs:
             continue
-        ref = references(problem, all_recs)
+        ref = references(problem, all_recs, seeds)
         rows = []
         for method in methods:
             recs = [

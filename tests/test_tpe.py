@@ -15,6 +15,7 @@ import pytest
 from problems import BRANIN_MIN, BRANIN_SPACE, CONDITIONAL_SPACE, branin, conditional_objective
 
 import hypersearch as hs
+from hypersearch.errors import StrategyError
 from hypersearch.samplers.base import Context
 from hypersearch.samplers.tpe import TPE, _Column, _Group, _Parzen, _Settings
 from hypersearch.space import Space
@@ -411,3 +412,19 @@ def test_suggest_param_uses_matching_history_only() -> None:
         for s in range(10)
     ]
     assert np.median(maximized) < 3.0  # now the trials far from 7 (near 0) are the good ones
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_candidates": 0},
+        {"prior_weight": 0.0},
+        {"bandwidth_factor": -1.0},
+        {"choice_smoothing": -0.5},
+        {"max_kernels": 1},
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs: dict[str, Any]) -> None:
+    (name,) = kwargs
+    with pytest.raises(StrategyError, match=rf"TPE\({name}=\.\.\.\)"):
+        TPE(**kwargs)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from hypersearch.errors import StrategyError
 from hypersearch.samplers.base import Context, Sampler
 from hypersearch.space import Choice, Distribution, Float, Integer, Normal, Space
 from hypersearch.space.distributions import _snap
@@ -584,15 +585,15 @@ class TPE(Sampler):
         max_kernels: int = 300,
     ) -> None:
         if n_candidates < 1:
-            raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
+            raise StrategyError(f"TPE(n_candidates=...) must be >= 1, got {n_candidates}")
         if prior_weight <= 0:
-            raise ValueError(f"prior_weight must be > 0, got {prior_weight}")
+            raise StrategyError(f"TPE(prior_weight=...) must be > 0, got {prior_weight}")
         if bandwidth_factor <= 0:
-            raise ValueError(f"bandwidth_factor must be > 0, got {bandwidth_factor}")
+            raise StrategyError(f"TPE(bandwidth_factor=...) must be > 0, got {bandwidth_factor}")
         if choice_smoothing < 0:
-            raise ValueError(f"choice_smoothing must be >= 0, got {choice_smoothing}")
+            raise StrategyError(f"TPE(choice_smoothing=...) must be >= 0, got {choice_smoothing}")
         if max_kernels < 2:
-            raise ValueError(f"max_kernels must be >= 2, got {max_kernels}")
+            raise StrategyError(f"TPE(max_kernels=...) must be >= 2, got {max_kernels}")
         self.multivariate = bool(multivariate)
         self.n_startup = max(int(n_startup), 0)
         self.n_candidates = int(n_candidates)
