@@ -1033,6 +1033,44 @@ def environment() -> list[str]:
     ]
 
 
+def paired(
+    path: str,
+    problems: Sequence[str],
+    pair: tuple[str, str],
+    seeds: Sequence[int] | None,
+    budgets: Sequence[int],
+) -> str:
+    """Seed-paired difference of two methods: per seed, the mean over `problems` of
+    score(a) - score(b); then the mean over seeds ± its standard error. Seeds where either
+    method misses a problem are left out."""
+    results = load_results(path)
+    a, b = pair
+    lines = [f"\nPaired difference {a} - {b} of the mean score over {', '.join(problems)}:"]
+    for budget in budgets:
+        diffs = []
+        for seed in sorted({s for (_, _, s) in results if seeds is None or s in seeds}):
+            per_problem = []
+            for name in problems:
+                ra, rb = results.get((name, a, seed)), results.get((name, b, seed))
+                if ra is None or rb is None or min(len(ra["values"]), len(rb["values"])) < budget:
+                    break
+                recs = [r for (p, _, _), r in results.items() if p == name]
+                ref = references(PROBLEMS[name], recs, seeds)
+                best_a, best_b = min(ra["values"][:budget]), min(rb["values"][:budget])
+                per_problem.append(score(best_a, ref) - score(best_b, ref))
+            else:
+                diffs.append(statistics.fmean(per_problem))
+        if len(diffs) < 2:
+            lines.append(f"  budget {budget}: fewer than 2 seeds with both methods")
+            continue
+        mean = statistics.fmean(diffs)
+        se = statistics.stdev(diffs) / math.sqrt(len(diffs))
+        lines.append(
+            f"  budget {budget}: {mean:+.2f} ± {se:.2f} (standard error, {len(diffs)} seeds)"
+        )
+    return "\n".join(lines)
+
+
 def _cost(problem: Problem, method: str, budget: int) -> float:
     """A rough guess of a cell's seconds, to start the long ones first."""
     per_trial = problem.cost + (0.1 if method.endswith("-gp") else 0.003)
@@ -1064,6 +1102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads per worker")
     parser.add_argument("--cell-timeout", type=float, default=1800.0, help="seconds; 0: none")
+    parser.add_argument(
+        "--paired",
+        metavar="A,B",
+        help="also print the seed-paired difference of two methods' mean score, e.g. hs-gp,optuna-gp",
+    )
     args = parser.parse_args(argv)
 
     problems = (
@@ -1078,6 +1121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not budgets or budgets[0] < 1:
         parser.error("--budget needs positive integers")
     seeds = parse_seeds(args.seeds)
+    pair = tuple(m.strip() for m in (args.paired or "").split(",") if m.strip())
+    if args.paired is not None and len(pair) != 2:
+        parser.error(f"--paired needs two methods, A,B; got {args.paired!r}")
     requested = [m.strip() for m in args.methods.split(",") if m.strip()]
 
     print("\n".join(environment()))
@@ -1107,6 +1153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "score: 100 = optimum, 0 = no better than the median first random trial):"
     )
     print(report(args.out, problems, requested, seeds, budgets, args.markdown))
+    if len(pair) == 2:
+        print(paired(args.out, problems, (pair[0], pair[1]), seeds, budgets))
     return 0
 
 
