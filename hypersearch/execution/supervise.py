@@ -85,7 +85,9 @@ def spawn(argv: list[str], mask: set[int], status_fd: int) -> int:
     if pid:
         return pid
     try:  # the child: nothing here may return into the supervisor's loop
-        for sig in (*RESTORED, signal.SIGINT):
+        # exec resets caught signals (Python's SIGINT handler) and keeps ignored ones, as a
+        # command started by the runner itself would; only Python's own ignores are undone
+        for sig in RESTORED:
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.execvp(argv[0], argv)
