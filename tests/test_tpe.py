@@ -123,7 +123,7 @@ def test_suggestions_are_inside_bounds_after_many_trials() -> None:
     space = Space(
         {"lr": hs.loguniform(1e-5, 1e-1), "x": hs.uniform(0.0, 1.0), "n": hs.integer(1, 4)}
     )
-    history = run(TPE(n_startup=3), space, lambda p: p["lr"] + p["x"] + p["n"], 80)
+    history = run(TPE(n_startup=3), space, lambda p: math.log10(p["lr"]) + p["x"] + p["n"], 80)
     lows = [t.flat_params for t in history[-20:]]
     assert all(1e-5 <= p["lr"] <= 1e-1 and 0.0 <= p["x"] <= 1.0 for p in lows)
     assert min(p["lr"] for p in lows) < 1e-4  # it did go to the edge
