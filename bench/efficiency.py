@@ -96,7 +96,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import importlib.util
 import json
 import math
 import multiprocessing as mp
@@ -109,12 +108,16 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from benchinfo import git_revision, source_fingerprint  # bench/ is the script folder
+from benchinfo import (  # bench/ is the script folder
+    available_methods,
+    git_revision,
+    source_fingerprint,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -994,33 +997,6 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(set(seeds))
 
 
-def available_methods(methods: Iterable[str]) -> list[str]:
-    """Drop hypersearch strategies that are not registered yet, with a warning."""
-    from hypersearch.errors import StrategyError
-    from hypersearch.samplers import get_sampler
-
-    keep = []
-    for method in methods:
-        library, _, kind = method.partition("-")
-        if library == "hs":
-            try:
-                get_sampler(kind)
-            except StrategyError as error:
-                print(f"warning: skipping {method}: {error}", file=sys.stderr)
-                continue
-        elif method not in DEFAULT_METHODS + OTHER_METHODS:
-            raise SystemExit(f"unknown method {method!r}")
-        elif method == "optuna-gp" and importlib.util.find_spec("torch") is None:
-            print(
-                "warning: skipping optuna-gp: Optuna's GPSampler needs torch "
-                "(pip install torch==2.13.0: the CPU build)",
-                file=sys.stderr,
-            )
-            continue
-        keep.append(method)
-    return keep
-
-
 def environment() -> list[str]:
     versions = _library_versions()
     return [
@@ -1130,7 +1106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"results file: {args.out}")
     if not args.report_only:
-        methods = available_methods(requested)
+        methods = available_methods(requested, DEFAULT_METHODS + OTHER_METHODS)
         run_budget = budgets[-1]
         done = load_results(args.out)
         cells = [

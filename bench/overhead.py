@@ -62,23 +62,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import math
-import multiprocessing as mp
 import os
 import platform
 import statistics
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from benchinfo import git_revision, source_fingerprint  # bench/ is the script folder
+from benchinfo import (  # bench/ is the script folder
+    available_methods,
+    git_revision,
+    run_isolated,
+    source_fingerprint,
+)
 
 if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
+    pass
 
 DEFAULT_METHODS = ["hs-tpe", "hs-gp", "optuna-tpe", "optuna-gp", "hyperopt-tpe"]
 OTHER_METHODS = ["optuna-random", "hyperopt-random"]
@@ -339,32 +341,10 @@ def measure_in_process(
 # -- isolation: every measurement in a fresh process ---------------------------------------------
 
 
-def _child(args: tuple[Any, ...], conn: Connection) -> None:
-    try:
-        conn.send(measure_in_process(*args))
-    except BaseException:
-        conn.send(traceback.format_exc())
-    conn.close()
-
-
 def measure(
     method: str, n: int, timed: int, seed: int, threads: int | None, timeout: float
 ) -> Measurement:
-    ctx = mp.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=((method, n, timed, seed, threads), send))
-    process.start()
-    send.close()
-    answer: Any
-    if receive.poll(timeout):
-        try:
-            answer = receive.recv()
-        except EOFError:
-            answer = f"the measuring process died (exit code {process.exitcode})"
-    else:
-        answer = f"timed out after {timeout:.0f} s"
-        process.kill()
-    process.join()
+    answer = run_isolated(measure_in_process, (method, n, timed, seed, threads), timeout)
     if isinstance(answer, Measurement):
         return answer
     return Measurement(method, n, seed, timed, error=str(answer).strip())
@@ -469,32 +449,6 @@ def environment(fingerprint: str, threads: int | None) -> list[str]:
     ]
 
 
-def available_methods(methods: Sequence[str]) -> list[str]:
-    from hypersearch.errors import StrategyError
-    from hypersearch.samplers import get_sampler
-
-    keep = []
-    for method in methods:
-        library, _, kind = method.partition("-")
-        if library == "hs":
-            try:
-                get_sampler(kind)
-            except StrategyError as error:
-                print(f"warning: skipping {method}: {error}", file=sys.stderr)
-                continue
-        elif method not in DEFAULT_METHODS + OTHER_METHODS:
-            raise SystemExit(f"unknown method {method!r}")
-        elif method == "optuna-gp" and importlib.util.find_spec("torch") is None:
-            print(
-                "warning: skipping optuna-gp: Optuna's GPSampler needs torch "
-                "(pip install torch==2.13.0: the CPU build)",
-                file=sys.stderr,
-            )
-            continue
-        keep.append(method)
-    return keep
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -530,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeat must be >= 1 and --timed/--timed-gp/--timed-slow >= 2")
     sizes = None if args.sizes is None else [int(s) for s in args.sizes.split(",") if s.strip()]
     requested = [m.strip() for m in args.methods.split(",") if m.strip()]
-    methods = available_methods(requested)
+    methods = available_methods(requested, DEFAULT_METHODS + OTHER_METHODS)
     if args.threads is not None:
         for name in THREAD_ENV:  # inherited by the spawned measuring processes
             os.environ[name] = str(args.threads)

@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from benchinfo import git_revision, source_fingerprint  # bench/ is the script folder
+from benchinfo import git_revision, run_isolated, source_fingerprint  # bench/: script folder
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -351,14 +351,6 @@ def run_optuna_rdb(row: Row, n: int, url: str, seed: int) -> Measurement:
 # -- isolation: every measurement in a fresh process, on a fresh database ------------------------
 
 
-def _child(target: Callable[..., Measurement], args: tuple[Any, ...], conn: Connection) -> None:
-    try:
-        conn.send(target(*args))
-    except BaseException:
-        conn.send(traceback.format_exc())
-    conn.close()
-
-
 def isolated(
     target: Callable[..., Measurement],
     args: tuple[Any, ...],
@@ -367,21 +359,7 @@ def isolated(
     expected: int,
     timeout: float,
 ) -> Measurement:
-    ctx = mp.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(target, args, send))
-    process.start()
-    send.close()
-    answer: Any
-    if receive.poll(timeout):
-        try:
-            answer = receive.recv()
-        except EOFError:
-            answer = f"the measuring process died (exit code {process.exitcode})"
-    else:
-        answer = f"timed out after {timeout:.0f} s"
-        process.kill()
-    process.join()
+    answer = run_isolated(target, args, timeout)
     if isinstance(answer, Measurement):
         return answer
     return Measurement(library, row.key, expected, error=str(answer).strip())
