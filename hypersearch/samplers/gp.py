@@ -8,10 +8,11 @@ are left out (no value, or one not comparable with finished runs).
 
 Hyperparameters: MAP by L-BFGS-B on the log marginal likelihood plus log prior, with analytic
 gradients. Priors (see `_log_prior`): lengthscales -0.1·(ℓ² + 1/ℓ²), Optuna's prior on the
-inverse squared lengthscale, centred on 1 (the width of the cube; growing it as √d past 8
-parameters, as Hvarfner et al. 2024 argue, scored lower on Ackley-10); signal variance Gamma(2, 1); noise variance Gamma(1.1, 30), floored at 1e-8 so that
-deterministic objectives are fitted almost exactly while noisy ones learn their noise. The
-first fit starts from a smooth, noisy model (ℓ = c, σ_f² = 1, σ_n² = 1) and `n_restarts`
+inverse squared lengthscale, centred on 1, the width of the cube (growing the centre as √d past
+8 parameters, as Hvarfner et al. 2024 argue, scored lower on Ackley-10); signal variance
+Gamma(2, 1); noise variance Gamma(1.1, 30), floored at 1e-8 so that deterministic objectives
+are fitted almost exactly while noisy ones learn their noise. The first fit starts from a
+smooth, noisy model (ℓ = 1, σ_f² = 1, σ_n² = 1) and `n_restarts`
 random points; every later fit is a short step (gradient tolerance 1e-2) from the one before,
 so the model gains detail as evidence accumulates rather than jumping to whichever mode fits
 the latest data best (on Ackley-10 that mode fits the ripples as signal and loses the bowl:
@@ -36,8 +37,8 @@ incumbent being the best value seen (standardised), the nugget taken off the var
 `context.rng`. The best of them, `n_local` - 1 more drawn with probability ∝ EI (a roulette
 wheel, as Optuna does: starts spread over several basins of the acquisition rather than
 crowding the best one) and the two best trials so far start a local search: quasi-Newton
-steps in the continuous coordinates (measured
-in lengthscales, all starts vectorised in `_batched_lbfgs`), then a coordinate search over the
+steps in the continuous coordinates (measured in lengthscales, all starts vectorised in
+`_batched_lbfgs`), then a coordinate search over the
 discrete ones (every option of a choice, the neighbouring cells of integers and quantized
 numbers), then the continuous steps again if something moved. A point the model already
 knows (an evaluated point of a deterministic objective) is never proposed again while
@@ -48,8 +49,9 @@ as a fantasy value (which may become the incumbent), so the acquisition collapse
 proposal equal to a pending point is replaced by the next best.
 
 Startup: until `n_startup` trials have finished with a finite value (default 10, as Optuna's;
-7 scored lower on Hartmann-6 at 50 trials, 5 lower on Ackley-10 and Hartmann-6), suggestions are the study's scrambled Sobol points (the `Sobol` strategy's
-sequence, so a study begun with Sobol goes on without repeats).
+7 scored lower on Hartmann-6 at 50 trials, 5 lower on Ackley-10 and Hartmann-6), suggestions
+are the study's scrambled Sobol points (the `Sobol` strategy's sequence, so a study begun with
+Sobol goes on without repeats).
 
 Bounded cost: hyperparameters are fitted at history sizes up to `refit_below`, then each time
 the history has grown by `refit_every` trials or 10%, whichever is more; in between the last
