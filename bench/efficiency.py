@@ -1020,6 +1020,12 @@ def paired(
     score(a) - score(b); then the mean over seeds ± its standard error. Seeds where either
     method misses a problem are left out."""
     results = load_results(path)
+    refs = {
+        name: references(
+            PROBLEMS[name], [r for (p, _, _), r in results.items() if p == name], seeds
+        )
+        for name in problems
+    }
     a, b = pair
     lines = [f"\nPaired difference {a} - {b} of the mean score over {', '.join(problems)}:"]
     for budget in budgets:
@@ -1030,10 +1036,8 @@ def paired(
                 ra, rb = results.get((name, a, seed)), results.get((name, b, seed))
                 if ra is None or rb is None or min(len(ra["values"]), len(rb["values"])) < budget:
                     break
-                recs = [r for (p, _, _), r in results.items() if p == name]
-                ref = references(PROBLEMS[name], recs, seeds)
                 best_a, best_b = min(ra["values"][:budget]), min(rb["values"][:budget])
-                per_problem.append(score(best_a, ref) - score(best_b, ref))
+                per_problem.append(score(best_a, refs[name]) - score(best_b, refs[name]))
             else:
                 diffs.append(statistics.fmean(per_problem))
         if len(diffs) < 2:

@@ -70,7 +70,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from benchinfo import (  # bench/ is the script folder
     available_methods,
@@ -78,9 +78,6 @@ from benchinfo import (  # bench/ is the script folder
     run_isolated,
     source_fingerprint,
 )
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_METHODS = ["hs-tpe", "hs-gp", "optuna-tpe", "optuna-gp", "hyperopt-tpe"]
 OTHER_METHODS = ["optuna-random", "hyperopt-random"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ SEEDS = range(10)
 TRIALS = 60
 
 
+@functools.cache  # random's regrets serve both strategies
 def regrets(strategy: str, problem: str) -> list[float]:
     objective, space, optimum = PROBLEMS[problem]
     return [

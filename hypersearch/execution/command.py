@@ -425,33 +425,26 @@ class CommandExecutor:
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, run.gpus))
         status_fd: int | None = None
+        pass_fds: tuple[int, ...] = (write_fd,)
+        preexec_fn: Any = _die_with_parent
         try:
             if SUPERVISED:
                 # The supervisor leads the group and runs the command in it (supervise.py says
                 # why); the group's id is the supervisor's pid, so killpg reaches everything.
                 run.status_fd, status_fd = os.pipe()
-                run.process = subprocess.Popen(
-                    [*_supervisor_argv(status_fd, spec.grace), *argv],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd=spec.cwd,
-                    env=env,
-                    pass_fds=(write_fd, status_fd),
-                    start_new_session=True,
-                )
-            else:
-                run.process = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd=spec.cwd,
-                    env=env,
-                    pass_fds=(write_fd,),
-                    start_new_session=True,  # its own process group: we can kill grandchildren
-                    preexec_fn=_die_with_parent,
-                )
+                argv = [*_supervisor_argv(status_fd, spec.grace), *argv]
+                pass_fds, preexec_fn = (write_fd, status_fd), None
+            run.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=spec.cwd,
+                env=env,
+                pass_fds=pass_fds,
+                start_new_session=True,  # its own process group: we can kill grandchildren
+                preexec_fn=preexec_fn,
+            )
         except OSError:
             os.close(read_fd)
             if run.status_fd is not None:

@@ -548,8 +548,8 @@ class TPE(Sampler):
     - ``prior_weight=1.0``: the prior is a mixture component of ``l`` and ``g`` worth one
       observation: it keeps unexplored regions alive (Watanabe's and Optuna's value). 2.0 did
       better alongside a choice smoothing of 4, but together with ``choice_smoothing=1.0`` the
-      pair scored higher on bench/efficiency.py's nine problems (seeds 0-19: 86.3 / 90.7 vs
-      85.8 / 90.3 at 50 / 100 trials) and on held-out seeds 20-59 of its six synthetic ones.
+      pair scored higher on bench/efficiency.py's nine problems (seeds 0-19; bench/RESULTS.md)
+      and on held-out seeds 20-59 of its six synthetic ones.
     - ``bandwidth_factor=0.3``: Scott's rule with the magic clip (Watanabe: both essential),
       then scaled by 0.3. Scott's rule is tuned for estimating a density, not for searching:
       kernels at full width barely refine around good points in 5+ dimensions (Ackley-10:
