@@ -144,6 +144,7 @@ class Int:
     low: int
     high: int
     log: bool = False
+    step: int = 1  # values low + k step <= high (Optuna's step=)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def to_hypersearch(node: Any) -> Any:
     if isinstance(node, Real):
         return hs.loguniform(node.low, node.high) if node.log else hs.uniform(node.low, node.high)
     if isinstance(node, Int):
-        return hs.integer(node.low, node.high, log=node.log)
+        return hs.integer(node.low, node.high, log=node.log, step=node.step)
     if isinstance(node, Cat):
         return hs.choice([to_hypersearch(o) for o in node.options])
     return node
@@ -180,6 +181,8 @@ def optuna_sample(trial: Any, node: Any, path: str = "") -> Any:
     if isinstance(node, Real):
         return trial.suggest_float(path, node.low, node.high, log=node.log)
     if isinstance(node, Int):
+        if node.step != 1:
+            return trial.suggest_int(path, node.low, node.high, step=node.step)
         return trial.suggest_int(path, node.low, node.high, log=node.log)
     if isinstance(node, Cat):
         if not _is_branchy(node):
@@ -200,6 +203,9 @@ def to_hyperopt(node: Any, path: str = "") -> Any:
             return hp.loguniform(path, math.log(node.low), math.log(node.high))
         return hp.uniform(path, node.low, node.high)
     if isinstance(node, Int):
+        if node.step != 1:  # the k of low + k step, uniform like the others' lattices
+            top = (node.high - node.low) // node.step
+            return scope.int(hp.quniform(path, -0.5, top + 0.5, 1)) * node.step + node.low
         if node.log:
             return scope.int(
                 hp.qloguniform(path, math.log(node.low - 0.5), math.log(node.high + 0.5), 1)
@@ -224,6 +230,8 @@ def check_value(node: Any, value: Any, path: str = "") -> list[str]:
     if isinstance(node, Int):
         if isinstance(value, bool) or not isinstance(value, int):
             return [f"{where}: {value!r} ({type(value).__name__}) is not an int"]
+        if (value - node.low) % node.step:
+            return [f"{where}: {value!r} is off the step {node.step} lattice"]
         return [] if node.low <= value <= node.high else [f"{where}: {value!r} out of range"]
     if isinstance(node, Cat):
         for i, option in enumerate(node.options):
@@ -399,7 +407,38 @@ def _dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
         return datasets.load_breast_cancer(return_X_y=True)
     if name == "wine":
         return datasets.load_wine(return_X_y=True)
+    if name == "digits":
+        return datasets.load_digits(return_X_y=True)
     raise KeyError(name)
+
+
+def _cv_error(model: Any, dataset: str) -> float:
+    """3-fold stratified CV (fixed folds) misclassification rate: a metric with plateaus (many
+    configurations tie), as tree and neighbour models often give."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    x, y = _dataset(dataset)
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predicted = cross_val_predict(model, x, y, cv=folds)
+    return float(np.mean(predicted != y))
+
+
+def _memo(fn: Callable[[dict[str, Any]], float]) -> Callable[[dict[str, Any]], float]:
+    """Deterministic objectives: a configuration seen before (a repeat) costs nothing again.
+    Every call still counts as a trial; only the wall time of repeats shrinks."""
+    seen: dict[str, float] = {}
+
+    @functools.wraps(fn)
+    def memo(p: dict[str, Any]) -> float:
+        key = json.dumps(p, sort_keys=True)
+        if key not in seen:
+            seen[key] = fn(p)
+        return seen[key]
+
+    return memo
 
 
 def _cv_log_loss(model: Any, dataset: str) -> float:
@@ -506,6 +545,121 @@ def mlp_wine(p: dict[str, Any]) -> float:
     return _cv_log_loss(make_pipeline(StandardScaler(), model), "wine")
 
 
+# -- integer-heavy model tuning: tree and neighbour models, wide integer ranges, flat regions ------
+
+KNN_SPACE = {
+    "n_neighbors": Int(1, 60),
+    "leaf_size": Int(1, 100),  # no effect on the predictions: a flat dimension
+    "p": Int(1, 4),
+    "weights": Cat(("uniform", "distance")),
+}
+
+
+@functools.cache
+def _knn_tables(p: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per fold of the fixed 3 folds: (test rows, distances, labels) of the 60 nearest
+    training points under the Minkowski p-distance, computed once per worker process."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.neighbors import NearestNeighbors
+
+    x, y = _dataset("digits")
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    out = []
+    for train, test in folds.split(x, y):
+        nn = NearestNeighbors(n_neighbors=60, p=p, algorithm="brute").fit(x[train])
+        dist, idx = nn.kneighbors(x[test])
+        out.append((test, dist, np.asarray(y[train])[idx]))
+    return out
+
+
+@_memo
+def knn_digits(p: dict[str, Any]) -> float:
+    """KNeighborsClassifier on the 8x8 digits, CV log-loss of its vote. The votes come from
+    precomputed neighbour tables: the classifier's predict_proba (uniform: label shares of the
+    k nearest; distance: 1/d weights, exact matches alone when there are any), up to the order
+    of equidistant neighbours (log-loss within 1e-3), at a millisecond per evaluation."""
+    import numpy as np
+    from sklearn.metrics import log_loss
+
+    y = _dataset("digits")[1]
+    k = p["n_neighbors"]
+    proba = np.zeros((len(y), 10))
+    for test, dist, labels in _knn_tables(p["p"]):
+        d, lab = dist[:, :k], labels[:, :k]
+        if p["weights"] == "uniform":
+            w = np.ones_like(d)
+        else:
+            with np.errstate(divide="ignore"):
+                w = 1.0 / d
+            exact = d == 0
+            w = np.where(exact.any(axis=1, keepdims=True), exact.astype(float), w)
+        votes = np.zeros((len(test), 10))
+        np.add.at(votes, (np.repeat(np.arange(len(test)), k), lab.ravel()), w.ravel())
+        proba[test] = votes / votes.sum(axis=1, keepdims=True)
+    return float(log_loss(y, proba, labels=np.arange(10)))
+
+
+TREE_SPACE = {
+    "max_depth": Int(1, 30),
+    "min_samples_split": Int(2, 100),
+    "min_samples_leaf": Int(1, 60),
+    "max_features": Int(1, 30),
+    "max_leaf_nodes": Int(2, 200),
+    "criterion": Cat(("gini", "entropy")),
+}
+
+
+@_memo
+def tree_cancer(p: dict[str, Any]) -> float:
+    """A decision tree on breast_cancer, scored by CV error: wide plateaus of tied values."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    return _cv_error(DecisionTreeClassifier(**p, random_state=0), "breast_cancer")
+
+
+# 12 x 12 x 2 = 288 configurations: 60 random trials repeat about 5 of them
+SMALL_TREE_SPACE = {
+    "max_depth": Int(1, 12),
+    "min_samples_leaf": Int(1, 12),
+    "criterion": Cat(("gini", "entropy")),
+}
+
+
+@_memo
+def tree_digits(p: dict[str, Any]) -> float:
+    """A decision tree on digits over a small lattice, CV error (deep trees: a plateau)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    return _cv_error(DecisionTreeClassifier(**p, random_state=0), "digits")
+
+
+FOREST_SPACE = {
+    "n_estimators": Int(2, 40),
+    "max_depth": Int(1, 20),
+    "min_samples_split": Int(2, 40),
+    "min_samples_leaf": Int(1, 30),
+    "max_features": Int(1, 13),
+    "bootstrap": Cat((True, False)),
+}
+
+
+@_memo
+def forest_wine(p: dict[str, Any]) -> float:
+    """A small random forest on wine; CV log-loss."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    return _cv_log_loss(RandomForestClassifier(**p, random_state=0, n_jobs=1), "wine")
+
+
+# mixed's space with stepped widths and batches (Optuna's step=), for the define-by-run variants
+STEPPED_SPACE = {
+    **MIXED_SPACE,
+    "units": Int(8, 1024, step=8),
+    "batch": Int(16, 1024, step=16),
+}
+
+
 @dataclass(frozen=True)
 class Problem:
     name: str
@@ -515,6 +669,10 @@ class Problem:
     cost: float  # rough seconds per evaluation, to schedule long cells first
     note: str
     dataset: str | None = None
+    # hypersearch runs it define-by-run (trial.suggest_* through Sampler.suggest_param), not
+    # with a declared space; Optuna always does, hyperopt never can
+    define_by_run: bool = False
+    maximize: bool = False  # the libraries maximise -fn (hyperopt, minimise-only, takes fn)
 
     @property
     def dims(self) -> int:
@@ -548,8 +706,37 @@ PROBLEMS = {
         Problem("svm_cancer", SVM_SPACE, svm_cancer, None, 0.07, "CV log-loss", "breast_cancer"),
         Problem("hgb_cancer", HGB_SPACE, hgb_cancer, None, 0.08, "CV log-loss", "breast_cancer"),
         Problem("mlp_wine", MLP_SPACE, mlp_wine, None, 0.06, "CV log-loss", "wine"),
+        Problem("knn_digits", KNN_SPACE, knn_digits, None, 0.1, "CV log-loss", "digits"),
+        Problem("tree_cancer", TREE_SPACE, tree_cancer, None, 0.01, "CV error", "breast_cancer"),
+        Problem("tree_digits", SMALL_TREE_SPACE, tree_digits, None, 0.02, "CV error", "digits"),
+        Problem("forest_wine", FOREST_SPACE, forest_wine, None, 0.05, "CV log-loss", "wine"),
+        Problem("stepped", STEPPED_SPACE, mixed, 0.0, 0.0, "mixed with step= integers"),
+        Problem(
+            "stepped_dbr", STEPPED_SPACE, mixed, 0.0, 0.0, "stepped, define-by-run", None, True
+        ),
+        Problem(
+            "stepped_max", STEPPED_SPACE, mixed, 0.0, 0.0, "stepped, maximise -f", None, False, True
+        ),
+        Problem(
+            "stepped_dbr_max",
+            STEPPED_SPACE,
+            mixed,
+            0.0,
+            0.0,
+            "stepped, define-by-run, maximise -f",
+            None,
+            True,
+            True,
+        ),
     )
 }
+# --problems accepts these names for lists
+PROBLEM_SETS = {
+    "synthetic": ["branin", "hartmann6", "rosenbrock5", "ackley10", "mixed", "conditional"],
+    "integer": ["knn_digits", "tree_cancer", "tree_digits", "forest_wine"],
+    "dbr": ["stepped", "stepped_dbr", "stepped_max", "stepped_dbr_max"],
+}
+PROBLEM_SETS["classic"] = [*PROBLEM_SETS["synthetic"], "svm_cancer", "hgb_cancer", "mlp_wine"]
 
 
 # -- running one cell --------------------------------------------------------------------------
@@ -584,6 +771,8 @@ def init_worker(threads: int, methods: Sequence[str]) -> None:
         "sklearn.model_selection",
         "sklearn.metrics",
         "sklearn.datasets",
+        "sklearn.neighbors",
+        "sklearn.tree",
     ):
         importlib.import_module(module)
     for method in methods:  # past the model-based samplers' random start-up (10 for Optuna GP)
@@ -604,12 +793,85 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
+class _SamplerTrial:
+    """A define-by-run trial that asks the sampler exactly as the study layer does:
+    ``sampler.suggest_param(Context(None, history, rng, number, seed, direction), name, dist)``,
+    with this trial among the pending ones of `history`, holding what it suggested so far.
+    (Driven here rather than through hs.minimize so that this bench measures the sampler
+    contract whatever state the study layer's call is in.)"""
+
+    def __init__(self, sampler: Any, history: list[Any], number: int, seed: int, direction: str):
+        from hypersearch.trial import FrozenTrial, TrialState
+
+        self.sampler, self.history, self.number = sampler, history, number
+        self.seed, self.direction = seed, direction
+        self.flat: dict[str, Any] = {}
+        self.dists: dict[str, Any] = {}
+        self.record = FrozenTrial(
+            number, TrialState.RUNNING, None, self.flat, distributions=self.dists
+        )
+
+    def _suggest(self, name: str, dist: Any) -> Any:
+        import numpy as np
+
+        from hypersearch.samplers import Context
+        from hypersearch.trial import param_seed
+
+        rng = np.random.default_rng(param_seed(self.seed, self.number, name))
+        context = Context(None, self.history, rng, self.number, self.seed, self.direction)
+        raw = self.sampler.suggest_param(context, name, dist)
+        self.flat[name] = raw
+        self.dists[name] = dist.to_json()
+        return dist.options[raw] if hasattr(dist, "options") else raw
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        import hypersearch as hs
+
+        return self._suggest(name, hs.loguniform(low, high) if log else hs.uniform(low, high))
+
+    def suggest_int(
+        self, name: str, low: int, high: int, *, log: bool = False, step: int = 1
+    ) -> int:
+        import hypersearch as hs
+
+        return self._suggest(name, hs.integer(low, high, log=log, step=step))
+
+    def suggest_categorical(self, name: str, options: list[Any]) -> Any:
+        import hypersearch as hs
+
+        return self._suggest(name, hs.choice(list(options)))
+
+
+def _run_hs_define_by_run(
+    strategy: str, f: Callable[[Any], float], problem: Problem, seed: int, budget: int
+) -> tuple[int, int, float]:
+    """A sequential define-by-run study over the sampler contract (see _SamplerTrial)."""
+    import dataclasses
+
+    from hypersearch.samplers import get_sampler
+    from hypersearch.trial import TrialState
+
+    sampler = get_sampler(strategy)
+    direction = "maximize" if problem.maximize else "minimize"
+    history: list[Any] = []
+    for number in range(budget):
+        trial = _SamplerTrial(sampler, history, number, seed, direction)
+        history.append(trial.record)
+        value = f(optuna_sample(trial, problem.space))
+        history[-1] = dataclasses.replace(trial.record, state=TrialState.COMPLETE, value=value)
+    best = (max if problem.maximize else min)(t.value for t in history)
+    return len(history), len(history), best
+
+
 def _run_hypersearch(
     strategy: str, f: Callable[[Any], float], problem: Problem, seed: int, budget: int
 ) -> tuple[int, int, float]:
     import hypersearch as hs
 
-    study = hs.minimize(
+    if problem.define_by_run:
+        return _run_hs_define_by_run(strategy, f, problem, seed, budget)
+    run = hs.maximize if problem.maximize else hs.minimize
+    study = run(
         f,
         to_hypersearch(problem.space),
         strategy=strategy,
@@ -641,7 +903,9 @@ def _run_optuna(
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
         raise ValueError(f"unknown Optuna method {kind!r}")
-    study = optuna.create_study(sampler=sampler, direction="minimize")
+    study = optuna.create_study(
+        sampler=sampler, direction="maximize" if problem.maximize else "minimize"
+    )
     space = problem.space
     study.optimize(lambda trial: f(optuna_sample(trial, space)), n_trials=budget)
     trials = study.trials
@@ -692,22 +956,31 @@ def run_cell(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     values: list[float] = []
+    maximizing = problem.maximize and not method.startswith("hyperopt")
     violations: list[str] = []
     inside = [0.0]
+    configs: set[str] = set()
+    repeats = [0]  # calls with a configuration this run evaluated before
     _PENALISED[0] = 0
     if problem.dataset is not None:
         _dataset(problem.dataset)  # load the data before the clock starts
+    if problem_name == "knn_digits":
+        for p in range(1, 5):
+            _knn_tables(p)
 
     def f(params: Any) -> float:
         start = time.perf_counter()
         params = normalise(params)
+        key = json.dumps(params, sort_keys=True, default=repr)
+        repeats[0] += key in configs
+        configs.add(key)
         problems = check_value(problem.space, params)
         if problems and len(violations) < 20:
             violations.extend(problems)
         value = float(problem.fn(params))
-        values.append(value)
+        values.append(value)  # recorded as fn: lower is better in every table
         inside[0] += time.perf_counter() - start
-        return value
+        return -value if maximizing else value
 
     old = signal.signal(signal.SIGALRM, _on_alarm) if timeout > 0 else None
     if timeout > 0:
@@ -723,6 +996,8 @@ def run_cell(
             n_trials, n_complete, best = _run_hyperopt(kind, f, problem, seed, budget)
         else:
             raise ValueError(f"unknown method {method!r}")
+        if maximizing:
+            best = -best  # the library's best of -fn
         record["wall_s"] = time.perf_counter() - started
     except BaseException as error:  # the record says what failed
         record["wall_s"] = time.perf_counter() - started
@@ -740,6 +1015,7 @@ def run_cell(
         n_complete=n_complete,
         library_best=best,
         penalised=_PENALISED[0],
+        repeats=repeats[0],
         violations=violations,
         values=values,
         versions=_library_versions(),
@@ -913,12 +1189,18 @@ def report(
             sampler = statistics.median(r["wall_s"] - r["objective_s"] for r in recs)
             walls[(name, method)] = (wall, sampler, len(recs[0]["values"]))
             penalised = sum(r.get("penalised", 0) for r in recs)
-            cells += [f"{wall:.2f}", f"{sampler:.2f}", str(penalised)]
+            repeated = [r["repeats"] for r in recs if "repeats" in r]
+            cells += [
+                f"{wall:.2f}",
+                f"{sampler:.2f}",
+                str(penalised),
+                f"{statistics.median(repeated):g}" if repeated else "n/a",
+            ]
             rows.append(cells)
         headers = ["method", "seeds"]
         for b in budgets:
             headers += [f"best@{b} median [IQR]", f"score@{b}"]
-        headers += ["wall s/run", "sampler s/run", "failed evals"]
+        headers += ["wall s/run", "sampler s/run", "failed evals", "repeats (median)"]
         out.append(
             f"\n### {name} ({problem.note}, {problem.dims} parameters; optimum "
             f"{fmt_value(ref.optimum)} ({ref.optimum_note}); ref {fmt_value(ref.ref)} "
@@ -1062,7 +1344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--problems",
         default="all",
-        help=f"comma-separated subset of {','.join(PROBLEMS)} (default all)",
+        help=f"comma-separated subset of {','.join(PROBLEMS)}, or the lists "
+        f"{','.join(PROBLEM_SETS)} (default all)",
     )
     parser.add_argument(
         "--methods",
@@ -1089,11 +1372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    problems = (
-        list(PROBLEMS)
-        if args.problems == "all"
-        else [p.strip() for p in args.problems.split(",") if p.strip()]
-    )
+    problems = []
+    for part in args.problems.split(","):
+        part = part.strip()
+        names = list(PROBLEMS) if part == "all" else PROBLEM_SETS.get(part, [part] if part else [])
+        problems += [n for n in names if n not in problems]
     unknown = [p for p in problems if p not in PROBLEMS]
     if unknown:
         parser.error(f"unknown problems {unknown}; choose from {','.join(PROBLEMS)}")

@@ -52,7 +52,9 @@ _EXPORTS = {
         "uniform",
     ],
     "hypersearch.study": ["Study", "create_study", "load_study", "maximize", "minimize"],
-    "hypersearch.trial": ["FailureReason", "FrozenTrial", "Trial", "TrialState"],
+    "hypersearch.trial": ["Decision", "FailureReason", "FrozenTrial", "Trial", "TrialState"],
+    "hypersearch.study.definition": ["StudyDefinition"],
+    "hypersearch.execution.protocol": ["Executor"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -60,6 +62,8 @@ __all__ = [
     "GP",
     "TPE",
     "Command",
+    "Decision",
+    "Executor",
     "FailureReason",
     "FrozenTrial",
     "Grid",
@@ -73,6 +77,7 @@ __all__ = [
     "StrategyError",
     "Study",
     "StudyConflictError",
+    "StudyDefinition",
     "StudyExhausted",
     "StudyNotFoundError",
     "Trial",
@@ -123,6 +128,7 @@ if TYPE_CHECKING:
         TrialPruned,
     )
     from hypersearch.execution.command import Command
+    from hypersearch.execution.protocol import Executor
     from hypersearch.samplers import GP, TPE, Grid, Random, Sampler, Sobol
     from hypersearch.space import (
         Space,
@@ -138,4 +144,5 @@ if TYPE_CHECKING:
         uniform,
     )
     from hypersearch.study import Study, create_study, load_study, maximize, minimize
-    from hypersearch.trial import FailureReason, FrozenTrial, Trial, TrialState
+    from hypersearch.study.definition import StudyDefinition
+    from hypersearch.trial import Decision, FailureReason, FrozenTrial, Trial, TrialState

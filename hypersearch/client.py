@@ -23,12 +23,19 @@ descriptor number (hypersearch sets it for shell-command trials), the line is wr
 descriptor in one ``os.write``, so reports never interleave with the script's own output; if that
 write fails, or the variable is absent, the line is printed to stdout and flushed.
 
+Inside a Python objective that hypersearch runs (in process or in a worker process),
+``report`` does not print: it finds the running trial and calls ``trial.report``, so the report is
+stored and the decision (``Decision.CONTINUE`` / ``STOP`` / ``PAUSE``) is returned. In a shell
+command ``report`` returns None; there a STOP ends the command's process.
+
 This module uses only the standard library and imports nothing else from hypersearch: training
 scripts pay no import cost (no numpy) for reporting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
 import numbers
@@ -37,8 +44,19 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["REPORT_FD_ENV", "TAG", "TRIAL_ENV", "format_line", "in_trial", "report"]
+__all__ = [
+    "REPORT_FD_ENV",
+    "TAG",
+    "TRIAL_ENV",
+    "current_trial",
+    "format_line",
+    "in_trial",
+    "report",
+    "trial_context",
+]
 
 TAG = "@hypersearch"
 REPORT_FD_ENV = "HYPERSEARCH_REPORT_FD"
@@ -51,9 +69,40 @@ _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
 _LOCK = threading.Lock()
 
 
+# The Python trial whose objective runs in this context (set by the executors around the call).
+_CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar("hypersearch_trial", default=None)
+# Every trial whose objective runs in this process, with the pid that started it: a thread the
+# objective started has a fresh context, so it finds the trial here when exactly one runs.
+_ACTIVE: dict[int, tuple[int, Any]] = {}
+
+
+@contextlib.contextmanager
+def trial_context(trial: Any) -> Iterator[None]:
+    """Make `trial` the current one while its objective runs (used by the executors)."""
+    token = _CURRENT.set(trial)
+    _ACTIVE[id(trial)] = (os.getpid(), trial)
+    try:
+        yield
+    finally:
+        _ACTIVE.pop(id(trial), None)
+        _CURRENT.reset(token)
+
+
+def current_trial() -> Any:
+    """The live trial of the Python objective running here, or None (shell commands, scripts)."""
+    trial = _CURRENT.get()
+    if trial is None and len(_ACTIVE) == 1:
+        pid, trial = next(iter(_ACTIVE.values()))
+    else:
+        pid = _ACTIVE.get(id(trial), (os.getpid(), None))[0]
+    # a process forked by the objective (a data loader) must not talk on its parent's channel
+    return trial if pid == os.getpid() else None
+
+
 def in_trial() -> bool:
-    """True when running as a hypersearch trial (``HYPERSEARCH_TRIAL`` is set and non-empty)."""
-    return bool(os.environ.get(TRIAL_ENV))
+    """True when running as a hypersearch trial: ``HYPERSEARCH_TRIAL`` is set and non-empty (a
+    shell command), or a Python objective is running its trial here."""
+    return bool(os.environ.get(TRIAL_ENV)) or current_trial() is not None
 
 
 def _check_name(name: object) -> str:
@@ -154,22 +203,34 @@ def _write_fd(fd: int, data: bytes) -> bool:
     return True
 
 
-def report(step: int | None = None, **metrics: float) -> None:
+def report(step: int | None = None, **metrics: float) -> Any:
     """Report metrics of the current trial, optionally at a training step.
 
     >>> report(step=3, val_acc=0.91, loss=0.2)  # doctest: +SKIP
 
     ``step`` is an int >= 0 or None; metric values are real numbers (numpy scalars welcome,
-    bool is refused). Writes one line in the format described in this module's docstring.
-    Raises ValueError with the offending name or value; nothing is written then.
+    bool is refused). Inside a Python objective run by hypersearch this is ``trial.report`` and
+    returns its Decision; elsewhere it writes one line in the format described in this module's
+    docstring and returns None. Raises ValueError with the offending name or value; nothing is
+    reported then.
     """
+    trial = current_trial()
+    if trial is not None:
+        checked_step = _check_step(step)
+        if not metrics:
+            raise ValueError(
+                "report() needs at least one metric, e.g. report(step=3, val_acc=0.91)"
+            )
+        values = {_check_name(name): _check_value(name, v) for name, v in metrics.items()}
+        return trial.report(checked_step, **values)
     line = format_line(step, **metrics) + "\n"
     with _LOCK:
         fd = _report_fd()
         if fd is not None and _write_fd(fd, line.encode("ascii")):
-            return
+            return None
         stream = sys.stdout
         if stream is None:  # pythonw and detached processes have no stdout
-            return
+            return None
         stream.write(line)  # the whole line in one call, so threads can't split it
         stream.flush()
+    return None

@@ -153,10 +153,41 @@ class Outcome:
     failure_detail: str | None = None
 
 
-def _as_number(value: Any) -> float | None:
+def _real(value: Any) -> tuple[float | None, str | None]:
+    """(the float, None) for a real number; (None, why) for a real number no float can hold (an
+    int of 400 digits, a huge Fraction); (None, None) for anything else, bool included."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    return float(value)
+        return None, None
+    try:
+        return float(value), None
+    except OverflowError:
+        return None, "too large for a float (at most about 1.8e308)"
+    except (ArithmeticError, TypeError, ValueError) as error:  # a Real whose __float__ fails
+        return None, f"not convertible to a float ({type(error).__name__})"
+
+
+def _repr(value: Any) -> str:
+    """``repr(value)`` for a message, at most 200 characters; never raises (the repr of an int
+    of 5,000 digits does, and so may a user's class)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**50:
+        return f"<{math.floor(math.log10(abs(value))) + 1} digits>"
+    try:
+        return repr(value)[:200]
+    except Exception:
+        return f"<a {type(value).__name__}>"
+
+
+def _what(value: Any) -> str:
+    """``int 3``, ``str 'x'``, ``None``: a value and its type, for a message."""
+    return "None" if value is None else f"{type(value).__name__} {_repr(value)}"[:200]
+
+
+def _name(key: Any) -> str:
+    """``str(key)`` for a dict key in a result; never raises."""
+    try:
+        return str(key)
+    except Exception:
+        return _repr(key)
 
 
 def parse_result(result: Any, metric: str | None) -> Outcome:
@@ -169,24 +200,33 @@ def parse_result(result: Any, metric: str | None) -> Outcome:
         status = result.get("status", "ok")
         keys = [metric] if metric else ["loss", "value"]
         key = next((k for k in keys if k in result), None)
-        extras = {
-            str(k): float(v)
-            for k, v in result.items()
-            if k not in ("status", key) and _as_number(v) is not None
-        }
-        if status not in ("ok", "fail"):
+        extras: dict[str, float] = {}
+        for k, v in result.items():
+            if k in ("status", key):
+                continue
+            number, why = _real(v)
+            if why is not None:  # a number, but not one a float can hold
+                return Outcome(
+                    TrialState.FAILED,
+                    metrics=extras,
+                    failure_reason=FailureReason.INVALID_VALUE.value,
+                    failure_detail=f"the returned metric {_name(k)!r} is {_what(v)}: {why}",
+                )
+            if number is not None:
+                extras[_name(k)] = number
+        if not (isinstance(status, str) and status in ("ok", "fail")):
             return Outcome(
                 TrialState.FAILED,
                 metrics=extras,
                 failure_reason=FailureReason.INVALID_VALUE.value,
-                failure_detail=f"status must be 'ok' or 'fail', got {status!r}",
+                failure_detail=f"status must be 'ok' or 'fail', got {_repr(status)}",
             )
         if status == "fail":
             return Outcome(
                 TrialState.FAILED,
                 metrics=extras,
                 failure_reason=FailureReason.STATUS_FAIL.value,
-                failure_detail=str(result.get("error", "the objective returned status 'fail'")),
+                failure_detail=_name(result.get("error", "the objective returned status 'fail'")),
             )
         if key is None:
             return Outcome(
@@ -195,7 +235,7 @@ def parse_result(result: Any, metric: str | None) -> Outcome:
                 failure_reason=FailureReason.INVALID_VALUE.value,
                 failure_detail=(
                     f"the returned dict has no {' or '.join(repr(k) for k in keys)} key "
-                    f"(keys: {sorted(map(str, result))})"
+                    f"(keys: {sorted(map(_name, result))})"
                 ),
             )
         outcome = parse_result(result[key], metric)
@@ -204,13 +244,20 @@ def parse_result(result: Any, metric: str | None) -> Outcome:
         return Outcome(
             outcome.state, outcome.value, extras, outcome.failure_reason, outcome.failure_detail
         )
-    value = _as_number(result)
-    if value is None:
-        what = "None" if result is None else f"{type(result).__name__} {result!r}"[:200]
+    value, why = _real(result)
+    if why is not None:
         return Outcome(
             TrialState.FAILED,
             failure_reason=FailureReason.INVALID_VALUE.value,
-            failure_detail=f"the objective returned {what}; return a number or a dict with 'loss'",
+            failure_detail=f"the objective returned {_what(result)}: {why}",
+        )
+    if value is None:
+        return Outcome(
+            TrialState.FAILED,
+            failure_reason=FailureReason.INVALID_VALUE.value,
+            failure_detail=(
+                f"the objective returned {_what(result)}; return a number or a dict with 'loss'"
+            ),
         )
     if math.isnan(value):
         return Outcome(
@@ -225,9 +272,11 @@ def clean_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, float]:
     """Validate reported metrics: names are strings, values real numbers (NaN and inf kept)."""
     out = {}
     for name, value in metrics.items():
-        number = _as_number(value)
+        number, why = _real(value)
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}: metric names must be non-empty strings, got {name!r}")
+        if why is not None:
+            raise ValueError(f"{where}: metric {name!r} is {_what(value)}: {why}")
         if number is None:
             raise ValueError(
                 f"{where}: metric {name!r} must be a number, got {type(value).__name__} {value!r}"
@@ -239,10 +288,23 @@ def clean_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, float]:
 # -- the live handle the objective receives ---------------------------------------------------
 
 
+class Decision(enum.StrEnum):
+    """What a report's answer tells the trial to do next (schedulers decide; a return value)."""
+
+    CONTINUE = "CONTINUE"
+    STOP = "STOP"  # end the trial now: it is recorded PRUNED with its curve
+    PAUSE = "PAUSE"  # end the trial now, to be resumed later (population based training)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class TrialBackend(Protocol):
     """Where a live trial sends what the objective does (the study, or a pipe to the driver)."""
 
-    def report(self, trial: Trial, step: int | None, metrics: dict[str, float]) -> None: ...
+    def report(
+        self, trial: Trial, step: int | None, metrics: dict[str, float]
+    ) -> Decision | None: ...
 
     def suggest(self, trial: Trial, name: str, dist: Distribution) -> Any: ...
 
@@ -279,14 +341,31 @@ class Trial:
             return concrete_define_by_run(self.flat_params, self.distributions or {})
         return self.space.unflatten(self.flat_params)
 
-    def report(self, step: int | None = None, **metrics: Any) -> None:
-        """Record metrics at a step (epoch, iteration): ``trial.report(3, val_loss=0.21)``."""
+    _decision: Decision = Decision.CONTINUE  # the answer to the latest report
+
+    def report(self, step: int | None = None, **metrics: Any) -> Decision:
+        """Record metrics at a step (epoch, iteration) and return what to do next::
+
+            if trial.report(3, val_loss=0.21) is not Decision.CONTINUE:
+                break  # or check trial.should_stop()
+        """
         if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
             raise ValueError(f"trial.report: step must be an integer, got {step!r}")
         clean = clean_metrics(metrics, "trial.report")
         if not clean:
             raise ValueError("trial.report: give at least one metric, e.g. report(3, loss=0.5)")
-        self._backend.report(self, None if step is None else int(step), clean)
+        answer = self._backend.report(self, None if step is None else int(step), clean)
+        # a backend that predates decisions answers None: that means carry on
+        self._decision = Decision.CONTINUE if answer is None else Decision(answer)
+        return self._decision
+
+    def should_stop(self) -> bool:
+        """True when the answer to the latest report was STOP or PAUSE: return soon."""
+        return self._decision is not Decision.CONTINUE
+
+    def should_prune(self) -> bool:
+        """Optuna's name for `should_stop`."""
+        return self.should_stop()
 
     def set_user_attr(self, key: str, value: Any) -> None:
         import json

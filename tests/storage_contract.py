@@ -135,6 +135,56 @@ class StorageContract:
         fetched = storage.get_study("dbr")
         assert record.space_json is None and fetched is not None and fetched.space_json is None
 
+    @pytest.mark.parametrize(
+        ("name", "problem"),
+        [
+            ("", "empty"),
+            ("   ", "only whitespace"),
+            ("x" * 513, "513 characters"),  # over the column limit: a raw DataError once
+            ("x" * 201, "201 characters"),
+            ("é" * 130, "260 bytes"),
+            ("a/b", "'/'"),
+            ("a\\b", "path separator"),
+            ("..", "parent directory"),
+            (".", "parent directory"),
+            ("a\x00b", "U+0000"),  # NUL once escaped into a charged trial
+            ("line\nbreak", "U+000A"),
+            ("tab\there", "U+0009"),
+            ("bell\x7f", "U+007F"),
+            (" padded", "whitespace"),
+        ],
+    )
+    def test_defect_invalid_study_names_are_refused_in_one_line(
+        self, storage: Storage, name: str, problem: str
+    ) -> None:
+        from hypersearch.storage.base import StudyNameError
+
+        with pytest.raises(StudyNameError) as raised:
+            storage.create_study(name, "minimize", None, None, {})
+        message = str(raised.value)
+        assert "\n" not in message and problem in message and "a study name is" in message
+        with pytest.raises(StudyNameError):
+            storage.get_study(name)
+        with pytest.raises(StudyNameError):
+            storage.delete_study(name)
+        assert storage.list_studies() == []
+
+    def test_defect_non_string_study_name_is_refused(self, storage: Storage) -> None:
+        from hypersearch.storage.base import StudyNameError
+
+        with pytest.raises(StudyNameError, match="must be a string, got int"):
+            storage.create_study(7, "minimize", None, None, {})  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        "name", ["a..b", "x" * 200, "studie-ünïcødé ✓", "with inner spaces", "v1.2_lr=0.1", "-"]
+    )
+    def test_valid_unusual_study_names_round_trip(self, storage: Storage, name: str) -> None:
+        record, created = storage.create_study(name, "minimize", None, None, {})
+        assert created and record.name == name
+        fetched = storage.get_study(name)
+        assert fetched is not None and fetched.id == record.id and fetched.name == name
+        assert storage.delete_study(name)
+
     def test_list_and_delete_studies(self, storage: Storage) -> None:
         a = new_study(storage, "a")
         new_study(storage, "b")

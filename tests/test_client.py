@@ -268,3 +268,71 @@ def test_import_does_not_load_numpy() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == '@hypersearch {"step": 1, "metrics": {"loss": 0.5}}\n'
+
+
+# -- inside a Python objective: report() is trial.report ---------------------------------------
+
+
+class _FakeTrial:
+    def __init__(self) -> None:
+        self.reports: list[tuple[int | None, dict[str, float]]] = []
+
+    def report(self, step: int | None = None, **metrics: float) -> str:
+        self.reports.append((step, metrics))
+        return "STOP"
+
+
+def test_report_inside_a_trial_goes_to_it_and_returns_its_decision(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    trial = _FakeTrial()
+    assert client.current_trial() is None and not in_trial()
+    with client.trial_context(trial):
+        assert client.current_trial() is trial and in_trial()
+        assert (
+            report(step=np.int64(2), loss=np.float32(0.5), **{"train/acc": Decimal("0.25")})
+            == "STOP"
+        )
+        with pytest.raises(ValueError, match="bool"):
+            report(step=3, loss=True)
+        with pytest.raises(ValueError, match="at least one metric"):
+            report(step=3)
+        with pytest.raises(ValueError, match="step must be >= 0"):
+            report(step=-1, loss=1.0)
+    assert client.current_trial() is None
+    assert trial.reports == [(2, {"loss": 0.5, "train/acc": 0.25})]
+    assert type(trial.reports[0][1]["loss"]) is float
+    assert capsys.readouterr().out == "", "nothing printed inside a trial"
+
+
+def test_a_thread_finds_the_one_running_trial_but_not_one_of_two() -> None:
+    first, second = _FakeTrial(), _FakeTrial()
+
+    def in_thread() -> object:
+        found: list[object] = []
+        thread = threading.Thread(target=lambda: found.append(client.current_trial()))
+        thread.start()
+        thread.join()
+        return found[0]
+
+    with client.trial_context(first):
+        assert in_thread() is first, "a thread has a fresh context: the one active trial"
+        with client.trial_context(second):
+            assert client.current_trial() is second
+            assert in_thread() is None, "two trials run here: a thread cannot tell which"
+        assert client.current_trial() is first
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_does_not_report_on_its_parents_trial() -> None:
+    trial = _FakeTrial()
+    read_fd, write_fd = os.pipe()
+    with client.trial_context(trial):
+        pid = os.fork()
+        if pid == 0:  # the child: a data loader worker, say
+            os.write(write_fd, b"none" if client.current_trial() is None else b"found")
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    assert os.read(read_fd, 10) == b"none"
+    os.close(read_fd)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
+import math
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,12 +21,16 @@ import pytest
 
 import hypersearch as hs
 from hypersearch.execution.command import (
-    SUPERVISED,
+    Command,
+    CommandExecutor,
+    CommandSpec,
     CommandTemplate,
     TemplateError,
-    _supervisor_argv,
 )
-from hypersearch.trial import TrialState
+from hypersearch.execution.command.folders import MAX_NAME, contained, safe_name, trial_output_dir
+from hypersearch.execution.command.process import SUPERVISED, supervisor_argv
+from hypersearch.execution.metric_lines import parse_stop_condition
+from hypersearch.trial import FrozenTrial, TrialState, clean_metrics, parse_result
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -198,8 +205,8 @@ for step, value in enumerate([0.5, 0.2, 0.4]):
 )
 def test_metric_forms_and_aggregation(tmp_path: Path, form: str, agg: str, expected: float) -> None:
     path = script(tmp_path, "series.py", SERIES_SCRIPT.format(root=str(ROOT)))
-    study = hs.create_study(
-        {"form": hs.choice([form])}, storage=f"sqlite:///{tmp_path}/m.db", name="m"
+    study = hs.create_study(  # the aggregation is part of the study's definition
+        {"form": hs.choice([form])}, storage=f"sqlite:///{tmp_path}/m.db", name="m", metric_agg=agg
     )
     study.optimize(
         hs.Command([PY, path, ":form:"], metric="loss", metric_agg=agg), max_trials=1, verbose=False
@@ -425,10 +432,16 @@ def test_sigkill_cli_then_resume_reaches_budget(tmp_path: Path) -> None:
     result = cli("resume", "k", cwd=tmp_path, check=True)
     assert "best loss" in result.stdout
     trials = study_of(tmp_path, "k").trials
-    assert [t.number for t in trials] == list(range(16))
-    assert all(t.state.is_finished for t in trials)
-    assert len({t.params["x"] for t in trials}) == 16
-    assert sum(t.failure_reason == "stale" for t in trials) >= 1
+    stale = [t for t in trials if t.failure_reason == "stale"]
+    assert stale, "the kill should have caught trials in flight"
+    # each stale trial is re-run once (retry policy): 16 trials ran to their end
+    assert len(trials) == 16 + len(stale)
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert sum(t.state is TrialState.COMPLETE for t in trials) == 16
+    assert len({t.params["x"] for t in trials if t.failure_reason != "stale"}) == 16
+    for lost in stale:
+        (again,) = [t for t in trials if t.parent_number == lost.number]
+        assert again.params == lost.params and again.state is TrialState.COMPLETE
 
 
 # -- R3: a killed driver takes the whole process group of every trial with it -----------------
@@ -555,7 +568,7 @@ def test_supervisor_forwards_outside_signals_and_exits_like_its_command() -> Non
     supervisor then dies of the same signal, as the command did."""
     read_fd, write_fd = os.pipe()
     supervisor = subprocess.Popen(
-        [*_supervisor_argv(write_fd, 1.0), "sleep", "60"],
+        [*supervisor_argv(write_fd, 1.0), "sleep", "60"],
         pass_fds=(write_fd,),
         start_new_session=True,
     )
@@ -767,7 +780,11 @@ def test_stop_ends_a_running_study(tmp_path: Path) -> None:
     _, err = process.communicate(timeout=30)
     assert "stop requested" in err
     trials = study_of(tmp_path, "s").trials
-    assert len(trials) == 2 and all(t.failure_reason == "interrupted" for t in trials)
+    interrupted = [t for t in trials if t.failure_reason == "interrupted"]
+    assert len(interrupted) == 2
+    # the stop was not the configurations' fault: they wait to be re-run by the next run
+    waiting = [t for t in trials if t.state is TrialState.WAITING]
+    assert sorted(t.parent_number for t in waiting) == sorted(t.number for t in interrupted)
 
 
 def test_output_dir_env_and_params_file(tmp_path: Path) -> None:
@@ -827,3 +844,374 @@ def test_environment_variable_names_the_trial(
     )
     assert [t.value for t in study.trials] == [0.0, 1.0]
     assert os.path.isdir(tmp_path / "hypersearch-runs" / "t" / "1")
+
+
+# -- hs.Command round-trips through its config -------------------------------------------------
+
+FULL_COMMAND: dict[str, Any] = {
+    "command": ["python", "train.py", "--lr=:lr:", "out/:lr:/m.pt"],
+    "shell": False,
+    "metric": "keras/val_accuracy",
+    "metric_agg": "max",
+    "stop_conditions": ["keras/val_loss > 5.0", "loss >= inf", "acc != -0.5"],
+    "timeout": 120.5,
+    "grace": 0.0,
+    "gpus": [3, 1, 0],
+    "gpus_per_trial": 2,
+    "output_dir": "/scratch/runs",
+    "cwd": "/work/project",
+    "env": {"OMP_NUM_THREADS": "1", "EMPTY": "", "WEIRD": "a b=c 'd'"},
+}
+
+
+def test_defect_command_to_config_drops_env() -> None:
+    """Defect: `to_config` left `env` out, so a resumed study ran without it."""
+    command = Command("python train.py", env={"OMP_NUM_THREADS": "1"})
+    assert command.to_config()["env"] == {"OMP_NUM_THREADS": "1"}
+    assert Command.from_config(command.to_config()).env == {"OMP_NUM_THREADS": "1"}
+
+
+def test_command_round_trips_every_field_through_json() -> None:
+    command = Command(
+        FULL_COMMAND["command"], **{k: v for k, v in FULL_COMMAND.items() if k != "command"}
+    )
+    config = command.to_config()
+    assert config == FULL_COMMAND  # every constructor argument is in the config
+    assert set(config) == set(inspect.signature(Command).parameters)
+    text = json.dumps(config, allow_nan=False)  # JSON-safe: no tuples, no NaN or inf
+    again = Command.from_config(json.loads(text))
+    assert again == command and again.to_config() == config
+    assert again.template.argv == command.template.argv and again.template.shell is False
+    assert again.stop_conditions == command.stop_conditions
+    assert again.gpus == (3, 1, 0) and again.timeout == 120.5 and again.grace == 0.0
+
+
+@pytest.mark.parametrize(
+    ("key", "other"),
+    [
+        ("command", ["python", "other.py"]),
+        ("shell", True),
+        ("metric", "val_loss"),
+        ("metric_agg", "min"),
+        ("stop_conditions", ["loss > 1"]),
+        ("timeout", 3),
+        ("grace", 2.5),
+        ("gpus", [0, 1, 2]),
+        ("gpus_per_trial", 1),
+        ("output_dir", "elsewhere"),
+        ("cwd", None),
+        ("env", {}),
+    ],
+)
+def test_command_equality_sees_each_field(key: str, other: Any) -> None:
+    base = Command.from_config(FULL_COMMAND)
+    changed = Command.from_config({**FULL_COMMAND, key: other})
+    assert changed != base
+    assert Command.from_config(changed.to_config()) == changed
+
+
+def test_command_defaults_round_trip_and_old_configs_load() -> None:
+    plain = Command("echo :x:")
+    assert Command.from_config(plain.to_config()) == plain
+    old = plain.to_config()
+    del old["env"]  # stored before env was kept
+    assert Command.from_config(old) == plain
+    assert Command.from_config({"command": "echo :x:"}) == plain
+    shell = Command("echo :x: > out.txt", shell=True)
+    assert Command.from_config(json.loads(json.dumps(shell.to_config()))) == shell
+    assert Command("echo hi") != "echo hi"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"command": "x", "envs": {}}, "unknown key 'envs'"),
+        ({"metric": "loss"}, "'command' is missing"),
+        ({"command": 3}, "command must be a string or a list of strings"),
+        ({"command": ["python", 3]}, "3 is not one"),
+        ({"command": []}, "the command is empty"),
+        ({"command": "x", "shell": "yes"}, "shell must be true or false"),
+        ({"command": "x", "metric": ""}, "metric must be a non-empty name"),
+        ({"command": "x", "metric": "val acc"}, "metric 'val acc' is invalid"),
+        ({"command": "x", "metric_agg": "median"}, "metric_agg: unknown aggregation"),
+        ({"command": "x", "metric_agg": 3}, "metric_agg must be a name"),
+        ({"command": "x", "stop_conditions": ["loss >> 1"]}, "stop_conditions: stop condition"),
+        ({"command": "x", "stop_conditions": [3]}, "stop_conditions: 3 is not a condition"),
+        ({"command": "x", "stop_conditions": 3}, "stop_conditions must be a list"),
+        ({"command": "x", "timeout": 0}, "timeout must be a positive finite number"),
+        ({"command": "x", "timeout": "5"}, "timeout must be a positive finite number"),
+        ({"command": "x", "timeout": math.inf}, "timeout must be a positive finite number"),
+        ({"command": "x", "timeout": True}, "timeout must be"),
+        ({"command": "x", "grace": -1}, "grace must be a non-negative finite number"),
+        ({"command": "x", "gpus": "0,1"}, "gpus must be a list of GPU indices"),
+        ({"command": "x", "gpus": []}, "gpus must be a list of GPU indices"),
+        ({"command": "x", "gpus": [0, -1]}, "gpus must be a list of GPU indices"),
+        ({"command": "x", "gpus": [True]}, "gpus must be a list of GPU indices"),
+        ({"command": "x", "gpus": [0, 0]}, "gpus lists GPU 0 twice"),
+        ({"command": "x", "gpus_per_trial": 0}, "gpus_per_trial must be a positive integer"),
+        ({"command": "x", "gpus_per_trial": 1.5}, "gpus_per_trial must be a positive integer"),
+        ({"command": "x", "gpus": [0], "gpus_per_trial": 2}, "gpus_per_trial 2 is more than"),
+        ({"command": "x", "output_dir": ""}, "output_dir must be a non-empty folder path"),
+        ({"command": "x", "output_dir": None}, "output_dir must be a non-empty folder path"),
+        ({"command": "x", "cwd": 3}, "cwd must be a non-empty folder path"),
+        ({"command": "x", "env": ["A=1"]}, "env must be a mapping"),
+        ({"command": "x", "env": {"A=B": "1"}}, "env: 'A=B' is not an environment variable"),
+        ({"command": "x", "env": {"A": 1}}, "env: the value of A must be a string"),
+        ({"command": "x", "env": {"A": "a\x00b"}}, "env: the value of A must be a string"),
+    ],
+)
+def test_command_from_config_names_the_bad_key(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        Command.from_config(config)
+    assert str(raised.value).startswith("command config: ") and message in str(raised.value)
+
+
+def test_command_from_config_refuses_what_is_not_a_mapping() -> None:
+    with pytest.raises(ValueError, match="must be a mapping"):
+        Command.from_config(["python", "x"])  # type: ignore[arg-type]
+
+
+def test_command_keeps_path_likes_and_one_stop_condition_as_text(tmp_path: Path) -> None:
+    command = Command("x", output_dir=tmp_path, cwd=tmp_path, stop_conditions="loss > 3")
+    assert command.output_dir == str(tmp_path) and command.cwd == str(tmp_path)
+    assert command.stop_conditions == (parse_stop_condition("loss > 3"),)
+    json.dumps(command.to_config(), allow_nan=False)
+
+
+# -- defect: Keras progress lines redrawn with \r -----------------------------------------------
+
+KERAS_PROGRESS_SCRIPT = r"""
+import sys, time
+epochs = [([0.9, 0.5], 0.3, 0.4), ([0.85, 0.4], 0.25, 0.35)]
+for epoch, (partial, loss, val_loss) in enumerate(epochs, 1):
+    sys.stdout.write(f"Epoch {epoch}/2\n")
+    for i, value in enumerate(partial, 1):
+        sys.stdout.write(f"{i}/10 [{'=' * i}>...] - loss: {value}\r")
+        sys.stdout.flush()
+        time.sleep(0.05)
+    sys.stdout.write(f"10/10 [======] - loss: {loss} - val_loss: {val_loss}\n")
+    sys.stdout.flush()
+"""
+
+
+def test_defect_keras_carriage_return_segments_count_once(tmp_path: Path) -> None:
+    """Defect: every \r-segment of a Keras progress line counted as a value: `max` took a
+    mid-epoch 0.9 and `--stop-condition "loss > 0.8"` pruned on it. Only the line the terminal
+    finally shows counts: one value per epoch."""
+    path = script(tmp_path, "keras_progress.py", KERAS_PROGRESS_SCRIPT)
+    study = hs.create_study(
+        {"x": hs.choice([1])}, storage=f"sqlite:///{tmp_path}/k.db", name="k", metric_agg="max"
+    )
+    command = hs.Command(
+        [PY, path, ":x:"], metric="loss", metric_agg="max", stop_conditions=["loss > 0.8"]
+    )
+    study.optimize(command, max_trials=1, verbose=False)
+    trial = study.trials[0]
+    assert trial.state is TrialState.COMPLETE, trial.failure_detail
+    assert trial.value == pytest.approx(0.3)  # max over epochs (0.3, 0.25), not 0.9
+    points = [(p.step, p.value) for p in study.storage.get_metrics(trial.id) if p.name == "loss"]
+    assert points == [(1, 0.3), (2, 0.25)]
+    logged = [line.text for line in study.storage.get_logs(trial.id, "stdout")]
+    assert logged == [
+        "Epoch 1/2",
+        "10/10 [======] - loss: 0.3 - val_loss: 0.4",
+        "Epoch 2/2",
+        "10/10 [======] - loss: 0.25 - val_loss: 0.35",
+    ]
+
+
+# -- defect: Spell's framework-prefixed metric names -------------------------------------------
+
+
+def test_defect_spell_keras_metric_name_is_recognised(tmp_path: Path) -> None:
+    """Defect: `--metric keras/val_accuracy` (Spell's name for Keras's val_accuracy) found no
+    value in Keras's own `val_accuracy: 0.91` lines, so every trial failed with no_metric."""
+    job = script(
+        tmp_path,
+        "keras_job.py",
+        """
+        import sys
+        x = float(sys.argv[1])
+        print("Epoch 1/2")
+        print(f"10/10 [====] - loss: 0.5 - val_loss: 0.6 - val_accuracy: {x / 2}")
+        print("Epoch 2/2")
+        print(f"10/10 [====] - loss: 0.4 - val_loss: 0.5 - val_accuracy: {x}")
+        """,
+    )
+    cli(
+        "grid",
+        "--param",
+        "x=0.5,0.75",
+        "--metric",
+        "keras/val_accuracy",
+        "--maximize",
+        "--metric-agg",
+        "max",
+        "--stop-condition",
+        "keras/val_loss > 5",
+        "--name",
+        "spell",
+        "--",
+        PY,
+        job,
+        ":x:",
+        cwd=tmp_path,
+        check=True,
+    )
+    study = study_of(tmp_path, "spell")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert sorted(t.value for t in study.trials) == [0.5, 0.75]
+    assert study.best_value == 0.75
+    names = {p.name for p in study.storage.get_metrics(study.trials[0].id)}
+    assert names == {"keras/val_accuracy", "keras/val_loss"}
+
+
+# -- defect: numbers too large for a float ------------------------------------------------------
+
+
+def test_defect_objective_returning_10_to_the_400_fails_the_trial(tmp_path: Path) -> None:
+    """Defect: `float(10**400)` raised OverflowError inside the result parser, which crashed
+    the driver and left the trial RUNNING (n_jobs=1)."""
+    results = iter([10**400, {"loss": 10**400}, {"loss": 1.0, "acc": -(10**400)}, 10**5000])
+    study = hs.create_study({"x": hs.uniform(0, 1)}, storage=f"sqlite:///{tmp_path}/b.db")
+    study.optimize(lambda params: next(results), max_trials=4, n_jobs=1, verbose=False)
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.FAILED] * 4
+    assert {t.failure_reason for t in trials} == {"invalid_value"}
+    assert all("too large for a float" in t.failure_detail for t in trials)
+    assert "int <401 digits>" in trials[0].failure_detail
+    assert "'acc'" in trials[2].failure_detail
+    assert "int <5001 digits>" in trials[3].failure_detail
+
+
+def test_defect_parse_result_never_raises_on_numbers_no_float_holds() -> None:
+    from fractions import Fraction
+
+    for result in (10**400, -(10**400), Fraction(10**400), {"value": 10**400}):
+        outcome = parse_result(result, None)
+        assert outcome.state is TrialState.FAILED and outcome.failure_reason == "invalid_value"
+        assert "too large for a float" in (outcome.failure_detail or "")
+    # a value no repr can show is still described, not raised on
+    outcome = parse_result([10**5000], None)
+    assert outcome.failure_reason == "invalid_value" and "list" in (outcome.failure_detail or "")
+    assert parse_result({"loss": 2, 5: 1.0}, None).metrics == {"5": 1.0, "loss": 2.0}
+    assert parse_result(10**300, None).value == 1e300  # big but a float holds it
+
+
+def test_defect_report_of_10_to_the_400_is_a_clear_error() -> None:
+    """The sibling in reports: `clean_metrics` (trial.report) raised a bare OverflowError."""
+    with pytest.raises(ValueError, match="metric 'loss' is int <401 digits>: too large"):
+        clean_metrics({"loss": 10**400}, "trial.report")
+    assert clean_metrics({"loss": 10**300}, "trial.report") == {"loss": 1e300}
+
+
+def test_defect_command_printing_huge_numbers_reads_them_as_inf(tmp_path: Path) -> None:
+    """Metric lines with numbers beyond a float read as inf (as float('1e999') does)."""
+    study, trial = run_one(
+        tmp_path,
+        f"""
+        print("loss=1e999")
+        print("loss=-{"9" * 400}")
+        print('@hypersearch {{"step": 2, "metrics": {{"loss": {"9" * 400}}}}}')
+        print("loss=0.5")
+        """,
+    )
+    assert trial.state is TrialState.COMPLETE, trial.failure_detail
+    assert trial.value == 0.5
+    values = [p.value for p in study.storage.get_metrics(trial.id)]  # type: ignore[arg-type]
+    assert values == [math.inf, -math.inf, math.inf, 0.5]
+
+
+# -- output folders from a safe form of the study name -----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a\x00b", "..", ".", ".hidden", "", "é", "a b"])
+def test_defect_unsafe_study_names_get_safe_folders(tmp_path: Path, name: str) -> None:
+    """Defect: the folder was `<root>/<study name>/<trial>`, so `../x` or `a/b` wrote outside
+    the output root (or somewhere unexpected inside it)."""
+    folder = safe_name(name)
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", folder), folder
+    assert folder != name and re.search(r"-?[0-9a-f]{10}$", folder)  # the hash names the original
+    root = tmp_path / "runs"
+    path = Path(trial_output_dir(str(root), name, 7))
+    assert path.parent.parent == root and path.name == "7"
+
+
+def test_safe_names_keep_safe_names_and_never_collide() -> None:
+    for name in ("mnist", "mnist-v2.1", "A_b-c.d", "x" * MAX_NAME):
+        assert safe_name(name) == name
+    names = ["a/b", "a b", "a_b", "a\x00b", "a:b", "x" * 1000, "x" * 1001, "x" * MAX_NAME + "y"]
+    folders = [safe_name(n) for n in names]
+    assert len(set(folders)) == len(names)
+    assert all(len(f) <= MAX_NAME + 11 for f in folders)  # + "-" and 10 hex digits
+
+
+def test_output_folder_must_resolve_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    root.mkdir()
+    (root / "linked").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(ValueError, match="outside the output root"):
+        contained(str(root), "linked", "0")
+    with pytest.raises(ValueError, match="outside the output root"):
+        contained(str(root), "..", "x")
+    assert contained(str(root), "study", "3") == str(root / "study" / "3")
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.reports: list[tuple[int | None, dict[str, float]]] = []
+
+    def report_metrics(self, trial: Any, step: int | None, metrics: dict[str, float]) -> None:
+        self.reports.append((step, metrics))
+
+    def append_logs(self, trial: Any, stream: str, lines: Any) -> None:
+        pass
+
+
+def run_executor(spec: CommandSpec, space: Any, flat: dict[str, Any]) -> Any:
+    executor = CommandExecutor(spec, hs.Space(space), _Sink(), capacity=1)
+    try:
+        executor.submit(FrozenTrial(number=0, state=TrialState.RUNNING, flat_params=flat))
+        deadline = time.monotonic() + 60
+        done: list[Any] = []
+        while not done and time.monotonic() < deadline:
+            done = executor.wait(0.5)
+        return done[0].outcome
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/../../b", "x" * 5000, ".."])
+def test_defect_executor_never_writes_outside_its_output_root(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "inner" / "runs"
+    job = script(
+        tmp_path,
+        "where.py",
+        """
+        import os
+        open(os.path.join(os.environ["HYPERSEARCH_OUTPUT_DIR"], "out.txt"), "w").write("x")
+        print("loss=1")
+        """,
+    )
+    spec = CommandSpec(
+        template=CommandTemplate([PY, job, ":x:"]), output_root=str(root), study_name=name
+    )
+    outcome = run_executor(spec, {"x": hs.choice([1])}, {"x": 0})
+    assert outcome.state is TrialState.COMPLETE, outcome.failure_detail
+    written = [p for p in tmp_path.rglob("out.txt")]
+    assert len(written) == 1 and root in written[0].parents
+    assert written[0].parent == root / safe_name(name) / "0"
+
+
+def test_symlinked_study_folder_outside_the_root_fails_the_trial(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    root.mkdir()
+    (root / "s").symlink_to(tmp_path, target_is_directory=True)
+    spec = CommandSpec(
+        template=CommandTemplate([PY, "-c", "print('loss=1')"]),
+        output_root=str(root),
+        study_name="s",
+    )
+    outcome = run_executor(spec, {"x": hs.choice([1])}, {"x": 0})
+    assert outcome.state is TrialState.FAILED and outcome.failure_reason == "infrastructure"
+    assert "outside the output root" in outcome.failure_detail

@@ -3,6 +3,7 @@ odd histories, the cached fit, and quality against random search on Branin."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -15,7 +16,10 @@ from problems import BRANIN_MIN, BRANIN_SPACE, branin
 import hypersearch as hs
 from hypersearch.errors import StrategyError
 from hypersearch.samplers.base import Context
-from hypersearch.samplers.gp import GP, _append_rows, _cholesky, _kernel, _Layout
+from hypersearch.samplers.gp import GP
+from hypersearch.samplers.gp.encoding import Layout
+from hypersearch.samplers.gp.fitting import checkpoints
+from hypersearch.samplers.gp.model import append_rows, cholesky, kernel
 from hypersearch.space import Space
 from hypersearch.trial import FrozenTrial, TrialState
 
@@ -106,7 +110,7 @@ def test_mixed_space_suggestions_are_valid() -> None:
         assert t.flat_params["act"] != 3  # weight 0: never proposed
         assert isinstance(t.flat_params["layers"], int) and isinstance(t.flat_params["width"], int)
     # the model did better than its own Sobol start
-    startup = GP().startup_trials(space)
+    startup = GP().startup
     assert min(t.value for t in trials[startup:]) < min(t.value for t in trials[:startup])
 
 
@@ -239,17 +243,66 @@ def test_foreign_parameters_are_ignored() -> None:
     assert space.validate(flat) == flat
 
 
-def test_define_by_run_falls_back_to_the_prior() -> None:
-    dist = hs.loguniform(1e-4, 1.0)
-    value = GP().suggest_param("lr", dist, [], np.random.default_rng(0))
-    assert dist.contains(value)
+def test_define_by_run_is_refused_with_a_clear_message() -> None:
+    """No silent prior draws under the GP's name: the study is refused when it is created,
+    and a direct define-by-run call is refused too."""
+    with pytest.raises(StrategyError, match=r"'gp' needs a declared search space.*'tpe'"):
+        GP().check_space(None)
+    GP().check_space(hs.Space(BRANIN_SPACE))  # a declared space is fine
+
+    def objective(trial: hs.Trial) -> float:
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    with pytest.raises(StrategyError, match="declared search space"):
+        hs.minimize(objective, None, strategy="gp", max_trials=3, seed=0, verbose=False)
+    ctx = Context(None, [], np.random.default_rng(0), 0, 0)
+    with pytest.raises(StrategyError, match="declared search space"):
+        GP().suggest_param(ctx, "lr", hs.loguniform(1e-4, 1.0))
 
 
 def test_bad_arguments() -> None:
-    for kwargs in ({"n_startup": 0}, {"n_candidates": 0}, {"refit_every": 0}, {"max_points": True}):
-        with pytest.raises(StrategyError):
-            GP(**kwargs)
+    for key, value in (
+        ("n_startup", 0),
+        ("n_candidates", 0),
+        ("n_local", 1.5),
+        ("n_restarts", -1),
+        ("refit_below", "10"),
+        ("refit_every", 0),
+        ("max_points", True),
+        ("fit_points", 1),
+    ):
+        with pytest.raises(StrategyError, match=rf"GP\({key}=\.\.\.\) must be an integer"):
+            GP(**{key: value})
     assert GP(n_candidates=1000).n_candidates == 1024
+    assert GP(n_local=np.int64(4)).n_local == 4  # numpy integers are integers
+
+
+def test_config_round_trips_through_json() -> None:
+    """A stored study definition rebuilds the GP exactly from its settings."""
+    custom = GP(
+        n_startup=5,
+        n_candidates=512,
+        n_local=3,
+        n_restarts=0,
+        refit_below=20,
+        refit_every=4,
+        max_points=64,
+        fit_points=32,
+    )
+    for gp in (GP(), custom):
+        config = json.loads(json.dumps(gp.config()))
+        rebuilt = GP(**config)
+        assert rebuilt.config() == gp.config() == config
+        assert repr(rebuilt) == repr(gp)
+    assert custom.config()["n_startup"] == 5 and custom.config()["fit_points"] == 32
+    assert GP(n_candidates=1000).config()["n_candidates"] == 1024  # as it runs
+    # the rebuilt sampler makes the same decisions
+    history = random_history(MIXED_SPACE, 12)
+    small = GP(n_startup=6, n_candidates=256, n_local=2, refit_below=8, refit_every=3)
+    again = GP(**json.loads(json.dumps(small.config())))
+    assert small.suggest(context(MIXED_SPACE, history)) == again.suggest(
+        context(MIXED_SPACE, history)
+    )
 
 
 def test_import_does_not_load_scipy() -> None:
@@ -262,7 +315,7 @@ def test_import_does_not_load_scipy() -> None:
 
 
 def test_discrete_parameters_are_snapped_inside_the_kernel() -> None:
-    layout = _Layout(hs.Space(MIXED_SPACE))
+    layout = Layout(hs.Space(MIXED_SPACE))
     rng = np.random.default_rng(0)
     R = layout.from_sobol(rng.random((500, layout.d)))
     F, active = layout.features(R)
@@ -279,22 +332,22 @@ def test_discrete_parameters_are_snapped_inside_the_kernel() -> None:
 
 def test_conditional_parameters_are_filled_when_inactive() -> None:
     space = hs.Space(NESTED_SPACE)
-    layout = _Layout(space)
+    layout = Layout(space)
     row = layout.row({"optimizer": 0, "optimizer[0]/lr": 0.01, "layers": 2})
     inactive = [j for j, name in enumerate(layout.names) if name.startswith("optimizer[1]")]
     assert all(row[j] == layout.fill[j] for j in inactive)
 
 
 def test_rank_append_matches_a_full_factorisation() -> None:
-    layout = _Layout(hs.Space(MIXED_SPACE))
+    layout = Layout(hs.Space(MIXED_SPACE))
     rng = np.random.default_rng(0)
     E = layout.expand(layout.features(layout.from_sobol(rng.random((40, layout.d))))[0])
     inv_ls = np.full(layout.p, 2.0)
-    full = _kernel(E, inv_ls, 1.3)
+    full = kernel(E, inv_ls, 1.3)
     full.flat[:: len(E) + 1] += 1e-4
-    head = _cholesky(full[:30, :30])
+    head = cholesky(full[:30, :30])
     np.testing.assert_allclose(
-        _append_rows(head, E[:30], E[30:], inv_ls, 1.3, 1e-4), _cholesky(full), atol=1e-10
+        append_rows(head, E[:30], E[30:], inv_ls, 1.3, 1e-4), cholesky(full), atol=1e-10
     )
 
 
@@ -350,9 +403,7 @@ def test_cached_and_uncached_studies_match() -> None:
         hs.minimize(branin, BRANIN_SPACE, strategy=s, max_trials=30, seed=0, verbose=False)
         for s in (cached, _Uncached())
     ]
-    assert cached.fits == len(
-        cached._checkpoints(cached.startup_trials(hs.Space(BRANIN_SPACE)), 29)
-    )
+    assert cached.fits == len(checkpoints(cached.startup, 29, 12, 6))
     for a, b in zip(runs[0].trials, runs[1].trials, strict=True):
         assert a.flat_params == pytest.approx(b.flat_params, abs=1e-3)
     assert runs[0].best_value - BRANIN_MIN < 0.05

@@ -20,6 +20,7 @@ from hypersearch.execution.metric_lines import (
     aggregate,
     parse_client_line,
     parse_stop_condition,
+    terminal_line,
 )
 
 KERAS_HEADER = "Epoch 3/10"
@@ -226,10 +227,137 @@ def test_keras_declared_subset_and_progress_updates() -> None:
     assert one(parser.feed("1875/1875 - 3s - val_accuracy: 0.95")).step == 2
 
 
-def test_carriage_return_segments_each_parsed() -> None:
-    line = "train: 10%|#| loss=0.9\rtrain: 50%|##| loss=0.5\rtrain: 100%|###| loss=0.3\r"
-    events = MetricParser(["loss"]).feed(line)
+# Keras redraws its progress bar with \r while an epoch runs; only the final state of the line
+# (what a terminal shows) is the epoch's value.
+KERAS_PROGRESS = (
+    b"1/10 [==>...] - loss: 0.9\r2/10 [====>..] - loss: 0.5\r"
+    b"10/10 [======] - loss: 0.3 - val_loss: 0.4\n"
+)
+
+
+def test_defect_keras_carriage_return_segments_count_once() -> None:
+    """Defect: each \r-segment of a progress line was one more value (a min/avg over mid-epoch
+    values; a stop condition met by a value the terminal overwrote)."""
+    parser = MetricParser(["loss", "val_loss"])
+    assert parser.feed(KERAS_PROGRESS.decode()) == [
+        MetricEvent(None, {"loss": 0.3, "val_loss": 0.4}, "plain")
+    ]
+    splitter = LineSplitter()
+    lines = splitter.feed(KERAS_PROGRESS) + splitter.flush()
+    assert lines == ["10/10 [======] - loss: 0.3 - val_loss: 0.4"]
+    # byte by byte, as a pipe may deliver it: the same single line
+    splitter = LineSplitter()
+    lines = [
+        line
+        for i in range(len(KERAS_PROGRESS))
+        for line in splitter.feed(KERAS_PROGRESS[i : i + 1])
+    ]
+    assert lines + splitter.flush() == ["10/10 [======] - loss: 0.3 - val_loss: 0.4"]
+    # tqdm ends a bar with \r (or \r\n): that trailing \r overwrites nothing
+    tqdm = "train: 10%|#| loss=0.9\rtrain: 50%|##| loss=0.5\rtrain: 100%|###| loss=0.3\r"
+    assert [e.values for e in parser.feed(tqdm)] == [{"loss": 0.3}]
+    assert [e.values for e in parser.feed(tqdm + "\n")] == [{"loss": 0.3}]
+
+
+def test_terminal_line() -> None:
+    assert terminal_line("a\rb\rc") == "c"
+    assert terminal_line("abc\r") == "abc"
+    assert terminal_line("abc\r\r") == "abc"
+    assert terminal_line("a\rbc\r\r") == "bc"
+    assert terminal_line("\r\r") == ""
+    assert terminal_line("plain") == "plain"
+
+
+def test_lines_fed_at_once_are_each_parsed() -> None:
+    events = MetricParser(["loss"]).feed("loss=0.9\nloss=0.5\r\nloss=0.3")
     assert [e.values["loss"] for e in events] == [0.9, 0.5, 0.3]
+
+
+def test_defect_spell_keras_prefixed_names_match_keras_lines() -> None:
+    """Defect: a declared `keras/val_accuracy` (Spell's name) matched nothing Keras prints."""
+    parser = MetricParser(["keras/val_accuracy", "loss"])
+    assert parser.feed(KERAS_HEADER) == []
+    assert one(parser.feed(KERAS_LINE)) == MetricEvent(
+        3, {"loss": 0.2345, "keras/val_accuracy": 0.94}, "plain"
+    )
+    assert one(parser.feed("keras/val_accuracy=0.91")).values == {"keras/val_accuracy": 0.91}
+    assert one(parser.feed("val_accuracy=0.92")).values == {"keras/val_accuracy": 0.92}
+    assert one(parser.feed("'val_accuracy': 0.93")).values == {"keras/val_accuracy": 0.93}
+    # the full name wins over the short one, wherever each stands on the line
+    for line in (
+        "val_accuracy: 0.1 keras/val_accuracy: 0.9",
+        "keras/val_accuracy=0.9 val_accuracy=0.1",
+    ):
+        assert one(parser.feed(line)).values == {"keras/val_accuracy": 0.9}
+    # JSON and client lines: the short name is recorded under the declared one
+    assert one(parser.feed('{"val_accuracy": 0.5, "step": 1}')) == MetricEvent(
+        1, {"keras/val_accuracy": 0.5}, "json"
+    )
+    assert one(parser.feed('{"metric": "keras/val_accuracy", "value": 0.6}')).values == {
+        "keras/val_accuracy": 0.6
+    }
+    client = '@hypersearch {"step": 2, "metrics": {"val_accuracy": 0.7, "acc": 1}}'
+    assert one(parser.feed(client)) == MetricEvent(
+        2, {"acc": 1.0, "keras/val_accuracy": 0.7}, "client"
+    )
+    assert parser.feed_report(client.split(" ", 1)[1]) == [
+        MetricEvent(2, {"acc": 1.0, "keras/val_accuracy": 0.7}, "client")
+    ]
+    both = '{"val_accuracy": 0.1, "keras/val_accuracy": 0.2}'
+    assert one(parser.feed(both)).values == {"val_accuracy": 0.1, "keras/val_accuracy": 0.2}
+
+
+def test_spell_names_only_for_framework_prefixes_and_not_glued() -> None:
+    parser = MetricParser(["keras/val_accuracy"])
+    assert parser.feed("torch/val_accuracy=0.5") == []  # glued to another prefix
+    assert parser.feed("xval_accuracy=0.5 val_accuracy_top5: 0.9") == []
+    # an ordinary path name is not shortened: train/loss and loss are different metrics
+    parser = MetricParser(["train/loss"])
+    assert parser.feed("loss=0.3") == [] and parser.feed('{"loss": 0.3}')[0].values == {"loss": 0.3}
+    assert one(parser.feed("train/loss=0.3")).values == {"train/loss": 0.3}
+    # declared in both spellings: a Keras line feeds both
+    parser = MetricParser(["keras/val_accuracy", "val_accuracy"])
+    assert one(parser.feed("val_accuracy: 0.8")).values == {
+        "keras/val_accuracy": 0.8,
+        "val_accuracy": 0.8,
+    }
+    assert one(parser.feed('{"val_accuracy": 0.8}')).values == {
+        "keras/val_accuracy": 0.8,
+        "val_accuracy": 0.8,
+    }
+
+
+def test_metric_names_with_slashes_work_everywhere() -> None:
+    parser = MetricParser(["a/b/c", "keras/val_loss"])
+    assert one(parser.feed("epoch 2 a/b/c=1.5")) == MetricEvent(2, {"a/b/c": 1.5}, "plain")
+    assert one(parser.feed("a/b/c: 2 - val_loss: 3")).values == {
+        "a/b/c": 2.0,
+        "keras/val_loss": 3.0,
+    }
+    assert one(parser.feed('{"a/b/c": 4}')).values == {"a/b/c": 4.0}
+    assert parse_client_line('{"metrics": {"a/b/c": 5}}') == MetricEvent(
+        None, {"a/b/c": 5.0}, "client"
+    )
+    assert parse_stop_condition("keras/val_loss > 5") == StopCondition("keras/val_loss", ">", 5.0)
+    assert parse_stop_condition("a/b/c<=1").holds(0.5)
+
+
+def test_defect_huge_numbers_in_metric_lines_read_as_inf() -> None:
+    """The sibling of `float(10**400)`: numbers beyond a float in output read as +-inf, never
+    raise, and stay fast up to the line cap."""
+    parser = MetricParser(["loss"])
+    assert one(parser.feed("loss=1e999")).values == {"loss": math.inf}
+    assert one(parser.feed("loss=" + "9" * 400)).values == {"loss": math.inf}
+    assert one(parser.feed("loss=-" + "9" * 400)).values == {"loss": -math.inf}
+    assert one(parser.feed('{"loss": -' + "9" * 400 + "}")).values == {"loss": -math.inf}
+    assert one(parser.feed('{"loss": 1e999}')).values == {"loss": math.inf}
+    line = '@hypersearch {"metrics": {"loss": ' + "9" * 400 + "}}"
+    assert one(parser.feed(line)).values == {"loss": math.inf}
+    assert parse_stop_condition("loss > " + "9" * 400).value == math.inf
+    start = time.perf_counter()
+    assert one(parser.feed("loss=" + "9" * (LINE_CAP - 10))).values == {"loss": math.inf}
+    assert time.perf_counter() - start < 0.5
+    assert aggregate([math.inf, 1.0], "avg") == math.inf
 
 
 def test_ansi_colours_are_ignored() -> None:
@@ -300,11 +428,16 @@ def test_giant_line_is_fast_and_truncated() -> None:
     assert parser.feed("x" * (LINE_CAP - 9) + " loss=0.5") != []
 
 
-def test_many_segments_keep_the_newest() -> None:
-    text = "".join(f"loss={i}\r" for i in range(SEGMENT_CAP + 500))
+def test_many_lines_keep_the_newest() -> None:
+    text = "".join(f"loss={i}\n" for i in range(SEGMENT_CAP + 500))
     events = MetricParser(["loss"]).feed(text)
     assert len(events) == SEGMENT_CAP - 1  # the split leaves one empty tail segment
     assert events[-1].values == {"loss": float(SEGMENT_CAP + 499)}
+    # a bar redrawn thousands of times is one line: its last state
+    text = "".join(f"loss={i}\r" for i in range(SEGMENT_CAP + 500))
+    assert MetricParser(["loss"]).feed(text) == [
+        MetricEvent(None, {"loss": float(SEGMENT_CAP + 499)}, "plain")
+    ]
 
 
 @pytest.mark.parametrize("text", ["ınf", "İnf", "nan٣", "١", "１.5", "1e٣", "ｉｎｆ"])
@@ -387,10 +520,15 @@ def test_fuzz_feed_near_misses(tokens: list[str]) -> None:
 def test_splitter_lines_and_partials() -> None:
     splitter = LineSplitter()
     assert splitter.feed(b"a=1\nb=") == ["a=1"]
-    assert splitter.feed(b"2\r\nc=3\rd") == ["b=2", "c=3"]
+    assert splitter.feed(b"2\r\nc=3\rd") == ["b=2"]  # "d" overwrites "c=3" (same line)
     assert splitter.feed(b"") == []
     assert splitter.flush() == ["d"]
     assert splitter.flush() == []
+    # a \r at the end of one chunk: the next chunk decides whether it overwrites
+    assert splitter.feed(b"x=1\r") == []
+    assert splitter.feed(b"\n") == ["x=1"]
+    assert splitter.feed(b"x=1\r") == []
+    assert splitter.feed(b"x=2\n") == ["x=2"]
 
 
 def test_splitter_multibyte_across_chunks_and_bad_bytes() -> None:
@@ -405,10 +543,11 @@ def test_splitter_caps_long_lines() -> None:
     splitter = LineSplitter(cap=10)
     assert splitter.feed(b"0123456789") == []  # exactly the cap: still held
     assert splitter.feed(b"\n") == ["0123456789"]
-    assert splitter.feed(b"abcdefghijklmnop") == ["abcdefghij"]
+    assert splitter.feed(b"abcdefghijklmnop") == []  # held, cut at the cap: a \r may follow
     assert splitter.feed(b"qrstuv") == []  # rest of the long line is dropped
-    assert splitter.feed(b"wxyz\nnext\n") == ["next"]
+    assert splitter.feed(b"wxyz\nnext\n") == ["abcdefghij", "next"]
     assert splitter.feed(b"0123456789ABC\nz\n") == ["0123456789", "z"]
+    assert splitter.feed(b"a very long progress bar\rshort\n") == ["short"]
     assert splitter.flush() == []
     with pytest.raises(ValueError):
         LineSplitter(cap=0)
@@ -419,12 +558,17 @@ def test_splitter_gigabyte_stream_without_newlines_stays_bounded() -> None:
     chunk = b"x" * (1 << 20)
     emitted = 0
     for _ in range(1024):  # 1 GiB
-        for line in splitter.feed(chunk):
-            assert len(line) == LINE_CAP
-            emitted += 1
+        emitted += len(splitter.feed(chunk))
         assert len(splitter._buffer) <= LINE_CAP
-    assert emitted == 1
-    assert splitter.feed(b"\nloss=1\n") == ["loss=1"]
+    assert emitted == 0  # one line, still open
+    assert splitter.feed(b"\nloss=1\n") == ["x" * LINE_CAP, "loss=1"]
+    # a progress bar redrawn for a gigabyte without a line end holds only its latest state
+    update = b"\r" + b"=" * 1000 + b" loss: 0.5"
+    chunk = update * ((1 << 20) // len(update))
+    for _ in range(1024):
+        assert splitter.feed(chunk) == []
+        assert len(splitter._buffer) <= LINE_CAP
+    assert splitter.feed(b"\n") == [update[1:].decode()]
 
 
 @settings(max_examples=300)
@@ -440,10 +584,8 @@ def test_fuzz_splitter(chunks: list[bytes], cap: int) -> None:
     whole = b"".join(chunks)
     splitter = LineSplitter(cap=1 << 20)
     got = [line for chunk in chunks for line in splitter.feed(chunk)] + splitter.flush()
-    expected = [
-        p.decode("utf-8", errors="replace") for p in whole.replace(b"\r", b"\n").split(b"\n") if p
-    ]
-    assert got == expected
+    expected = [terminal_line(p.decode("utf-8", errors="replace")) for p in whole.split(b"\n")]
+    assert got == [line for line in expected if line]
 
 
 # -- aggregate ----------------------------------------------------------------------------------

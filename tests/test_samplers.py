@@ -5,12 +5,14 @@ A new strategy registered in `hypersearch.samplers.STRATEGIES` is checked here a
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import pytest
 
 import hypersearch as hs
+from hypersearch.errors import StrategyError
 from hypersearch.samplers import STRATEGIES
 from hypersearch.trial import TrialState
 
@@ -189,3 +191,64 @@ def test_strategy_change_on_resume_reuses_history(name: str, tmp_path: Any) -> N
     )
     assert len(study.trials) == 20
     assert study.sampler.name == name
+
+
+# -- settings are storable: a study definition holds them as JSON --------------------------------
+
+NON_DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
+    "grid": {"resolution": 7, "shuffle": True},
+    "random": {},
+    "sobol": {},
+    "tpe": {
+        "multivariate": False,
+        "n_startup": 4,
+        "n_candidates": 12,
+        "gamma": 0.2,
+        "prior_weight": 2.0,
+        "bandwidth_factor": 0.5,
+        "lattice_bandwidth_factor": 0.9,
+        "min_bandwidth": 0.02,
+        "choice_smoothing": 3.0,
+        "max_kernels": 100,
+        "avoid_repeats": False,
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT_SETTINGS))
+def test_config_rebuilds_an_equal_sampler(name: str) -> None:
+    kwargs = NON_DEFAULT_SETTINGS[name]
+    sampler = STRATEGIES[name](**kwargs)
+    config = sampler.config()
+    assert config == {**STRATEGIES[name]().config(), **kwargs}  # every setting, non-defaults kept
+    stored = json.loads(json.dumps(config))  # JSON-safe, and survives the trip unchanged
+    rebuilt = type(sampler)(**stored)
+    assert rebuilt.config() == config
+    assert repr(rebuilt) == repr(sampler)
+    assert type(sampler)(**type(sampler)().config()).config() == type(sampler)().config()
+
+
+def test_rebuilt_sampler_suggests_the_same() -> None:
+    space = hs.Space({"x": hs.uniform(0.0, 1.0), "k": hs.integer(1, 9)})
+    a = STRATEGIES["tpe"](**NON_DEFAULT_SETTINGS["tpe"])
+    b = type(a)(**json.loads(json.dumps(a.config())))
+    study_a = hs.minimize(
+        lambda p: p["x"] * p["k"], space, strategy=a, max_trials=15, seed=3, verbose=False
+    )
+    study_b = hs.minimize(
+        lambda p: p["x"] * p["k"], space, strategy=b, max_trials=15, seed=3, verbose=False
+    )
+    assert [t.params for t in study_a.trials] == [t.params for t in study_b.trials]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"resolution": 0}, r"Grid\(resolution=\.\.\.\) must be an integer >= 1"),
+        ({"resolution": 2.5}, r"Grid\(resolution=\.\.\.\)"),
+        ({"shuffle": "yes"}, r"Grid\(shuffle=\.\.\.\) must be true or false"),
+    ],
+)
+def test_grid_argument_errors_name_the_argument(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(StrategyError, match=message):
+        hs.Grid(**kwargs)

@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 import hypersearch.space as hs
 from hypersearch.cli.study_file import (
     StudyFileError,
-    StudySpec,
     load_study_file,
     parse_study_mapping,
     parse_study_text,
 )
+from hypersearch.cli.yaml_space import space_to_yaml
 from hypersearch.space import Choice, Float, Integer, Normal, Space
+from hypersearch.study import create_study
 
 FUZZ = settings(
     max_examples=int(os.environ.get("HYPERSEARCH_FUZZ_EXAMPLES", "300")),
@@ -94,29 +95,27 @@ def error_of(text: str) -> str:
 
 
 def test_full_file(tmp_path: Path) -> None:
-    spec = load_study_file(write(tmp_path, FULL))
-    assert spec.name == "mnist-cnn"
-    assert spec.strategy == "sobol"
-    assert spec.direction == "maximize"
-    assert spec.metric == "val_acc"
-    assert spec.metric_agg == "max"
-    assert spec.max_trials == 50
-    assert spec.parallel == 4
-    assert spec.timeout == 3600
-    assert spec.max_time == 86400.5
-    assert spec.target == 0.99
-    assert spec.seed == 7
-    assert spec.stop_conditions == ["val_loss > 5", "val_acc < 0.1"]
-    assert spec.message == "first try"
-    assert spec.storage == "sqlite:///hs.db"
-    assert spec.gpus == [0, 1, 2, 3]
-    assert spec.gpus_per_trial == 2
-    assert spec.command == "python train.py --lr :lr: --units :units:"
-    assert spec.objective is None
-    assert spec.shell is False
-    assert spec.raw["params"]["units"] == "16:128:log:int"
-
-    space = spec.space
+    space, settings = load_study_file(write(tmp_path, FULL))
+    assert settings == {
+        "name": "mnist-cnn",
+        "strategy": "sobol",
+        "direction": "maximize",
+        "metric": "val_acc",
+        "metric_agg": "max",
+        "max_trials": 50,
+        "n_jobs": 4,  # parallel: an alias
+        "trial_timeout": 3600.0,  # timeout: an alias
+        "max_time": 86400.5,
+        "target": 0.99,
+        "seed": 7,
+        "stop_conditions": ("val_loss > 5", "val_acc < 0.1"),
+        "message": "first try",
+        "storage": "sqlite:///hs.db",
+        "gpus": (0, 1, 2, 3),
+        "gpus_per_trial": 2,
+        "command": "python train.py --lr :lr: --units :units:",
+    }
+    assert space is not None
     assert space["lr"] == hs.loguniform(1e-5, 1e-1)
     assert space["units"] == Integer(16, 128, log=True)
     assert space["epochs"] == Integer(1, 30)  # not the sexagesimal int 90 of YAML 1.1
@@ -137,9 +136,18 @@ def test_full_file(tmp_path: Path) -> None:
     assert schedule.options[1]["warmup"] == Integer(0, 10, step=2)
 
 
+def test_full_file_makes_the_study(tmp_path: Path) -> None:
+    space, settings = load_study_file(write(tmp_path, FULL))
+    settings.pop("storage")
+    study = create_study(space, **settings)
+    stored = study.definition.public_settings()
+    assert (stored["strategy"], stored["n_jobs"], stored["trial_timeout"]) == ("sobol", 4, 3600.0)
+    assert study.name == "mnist-cnn" and study.direction == "maximize"
+
+
 def test_nested_conditional_space_samples_valid_values(tmp_path: Path) -> None:
-    spec = load_study_file(write(tmp_path, FULL))
-    space = Space(spec.space)
+    tree, _ = load_study_file(write(tmp_path, FULL))
+    space = Space(tree)
     assert "optimizer[1]/momentum" in space.names
     assert "optimizer[2]/schedule[1]/warmup" in space.names
     rng = np.random.default_rng(0)
@@ -165,66 +173,53 @@ def test_nested_conditional_space_samples_valid_values(tmp_path: Path) -> None:
     assert seen == {"adam", "sgd", "rmsprop"}
 
 
-def test_the_space_survives_json() -> None:
-    spec = parse_study_text(FULL, "study.yaml")
-    space = Space(spec.space)
+def test_the_space_survives_json_and_yaml() -> None:
+    tree, _ = parse_study_text(FULL, "study.yaml")
+    space = Space(tree)
     assert Space.from_json(space.to_json_str()) == space
+    again, _ = parse_study_mapping({"command": "x", "space": space_to_yaml(space.tree)})
+    assert Space(again) == space
 
 
-def test_defaults() -> None:
-    spec = parse_study_mapping({"objective": "train:objective"})
-    assert spec == StudySpec(objective="train:objective")
-    assert (spec.strategy, spec.direction, spec.metric, spec.metric_agg) == (
-        "tpe",
-        "minimize",
-        "loss",
-        "last",
+def test_only_the_settings_written_are_returned() -> None:
+    assert parse_study_mapping({"objective": "train:objective"}) == (
+        None,  # no space: define-by-run
+        {"objective": "train:objective"},
     )
-    assert spec.max_trials is None and spec.parallel == 1 and spec.gpus_per_trial == 1
-    assert spec.stop_conditions == [] and spec.space == {} and spec.shell is False
-
-
-def test_spec_is_frozen() -> None:
-    spec = parse_study_mapping({"command": "x"})
-    with pytest.raises(AttributeError):
-        spec.max_trials = 3  # type: ignore[misc]
+    assert parse_study_mapping({"command": "x"}) == ({}, {"command": "x"})  # no parameters
 
 
 def test_null_means_not_given() -> None:
-    spec = parse_study_text("command: x\nmax_trials:\nstrategy: ~\nspace:\nparams:\n")
-    assert spec.max_trials is None and spec.strategy == "tpe" and spec.space == {}
+    space, settings = parse_study_text("command: x\nmax_trials:\nstrategy: ~\nspace:\nparams:\n")
+    assert settings == {"command": "x"} and space == {}
 
 
 def test_command_forms() -> None:
-    assert parse_study_mapping({"command": ["python", "t.py", "--epochs", 10]}).command == [
-        "python",
-        "t.py",
-        "--epochs",
-        "10",
-    ]
-    spec = parse_study_mapping({"command": "python t.py --lr :lr: | tee log", "shell": True})
-    assert spec.shell is True
+    _, settings = parse_study_mapping({"command": ["python", "t.py", "--epochs", 10]})
+    assert settings["command"] == ("python", "t.py", "--epochs", "10")
+    _, settings = parse_study_mapping(
+        {"command": "python t.py --lr :lr: | tee log", "shell": True, "params": {"lr": "1,2"}}
+    )
+    assert settings["shell"] is True
 
 
 def test_objective_forms() -> None:
-    assert parse_study_mapping({"objective": "pkg.mod:Class.method"}).objective == (
-        "pkg.mod:Class.method"
-    )
+    _, settings = parse_study_mapping({"objective": "pkg.mod:Class.method"})
+    assert settings["objective"] == "pkg.mod:Class.method"
 
 
 def test_stop_conditions_single_string() -> None:
-    assert parse_study_mapping({"command": "x", "stop_conditions": "loss > 3"}).stop_conditions == [
-        "loss > 3"
-    ]
+    _, settings = parse_study_mapping({"command": "x", "stop_conditions": "loss > 3"})
+    assert settings["stop_conditions"] == ("loss > 3",)
 
 
 def test_space_may_hold_ready_made_distributions() -> None:
-    spec = parse_study_mapping({"command": "x", "space": {"lr": hs.uniform(0, 1)}})
-    assert spec.space == {"lr": hs.uniform(0, 1)}
+    space, _ = parse_study_mapping({"command": "x", "space": {"lr": hs.uniform(0, 1)}})
+    assert space == {"lr": hs.uniform(0, 1)}
 
 
 def test_yaml_dialect_is_yaml_1_2_core() -> None:
-    spec = parse_study_text(
+    space, _ = parse_study_text(
         """\
         command: x
         space:
@@ -241,7 +236,7 @@ def test_yaml_dialect_is_yaml_1_2_core() -> None:
           k: -.5
         """.replace("        ", "")
     )
-    assert spec.space == {
+    assert space == {
         "a": 1e-5,
         "b": 10,
         "c": ["yes", "no", "on", "off"],
@@ -257,7 +252,7 @@ def test_yaml_dialect_is_yaml_1_2_core() -> None:
 
 
 def test_yaml_aliases_and_merges_work() -> None:
-    spec = parse_study_text(
+    space, _ = parse_study_text(
         textwrap.dedent(
             """\
             command: x
@@ -267,7 +262,8 @@ def test_yaml_aliases_and_merges_work() -> None:
             """
         )
     )
-    options = spec.space["opt"].options
+    assert space is not None
+    options = space["opt"].options
     assert options[0]["lr"] == hs.loguniform(1e-5, 1e-1)
     assert options[1]["wd"] == 0.1  # a merged key may be overridden
 
@@ -324,76 +320,94 @@ def test_wrong_type_three_levels_deep() -> None:
         ("command: x\nmax_trials: 0\n", "max_trials: expected a positive integer, got 0"),
         ("command: x\nmax_trials: 2.5\n", "max_trials: expected a positive integer, got 2.5"),
         ("command: x\nmax_trials: true\n", "max_trials: expected a positive integer, got true"),
-        ("command: x\nparallel: -1\n", "parallel: expected a positive integer, got -1"),
+        ("command: x\nparallel: 0\n", "parallel: expected a positive integer, got 0"),
+        ("command: x\nparallel: -2\n", "parallel: expected a positive integer, got -2"),
         (
             "command: x\ngpus_per_trial: [1]\n",
-            "gpus_per_trial: expected a positive integer, got a list",
+            "gpus_per_trial: expected a positive integer, got [1]",
         ),
         (
             "command: x\nmax_trails: 10\n",
-            "study.yaml: unknown key 'max_trails' (did you mean 'max_trials'?)",
+            "study.yaml: unknown key 'max_trails'; did you mean 'max_trials'?",
         ),
-        ("command: x\nstop_condition: [a]\n", "(did you mean 'stop_conditions'?)"),
+        ("command: x\nstop_condition: [a]\n", "did you mean 'stop_conditions'?"),
         ("command: x\nwhatever: 1\n", "unknown key 'whatever'; known keys: name, "),
         ("command: x\n3: 1\n", "unknown key 3"),
+        ("command: x\ntimeout: 1\ntrial_timeout: 2\n", "trial_timeout is given twice"),
         (
             "command: x\ndirection: minimise\n",
-            "direction: expected one of minimize, maximize, got 'minimise' (did you mean 'minimize'?)",
+            "direction: expected one of minimize, maximize, got 'minimise'; did you mean 'minimize'?",
         ),
         ("command: x\ndirection: up\n", "direction: expected one of minimize, maximize, got 'up'"),
         (
             "command: x\nmetric_agg: mean\n",
             "metric_agg: expected one of last, min, max, avg, got 'mean'",
         ),
-        ("command: x\nmetric: 3\n", "metric: expected a string, got 3 (quote it)"),
-        ("command: x\nmetric: ''\n", "metric: is empty"),
-        ("command: x\nname: [a]\n", "name: expected a string, got a list"),
-        ("command: x\nstrategy: {a: 1}\n", "strategy: expected a string, got a mapping"),
+        ("command: x\nmetric: 3\n", "metric: expected a non-empty string, got 3"),
+        ("command: x\nmetric: ''\n", "metric: expected a non-empty string, got ''"),
+        ("command: x\nname: [a]\n", "name: expected a non-empty string, got ['a']"),
+        ("command: x\nstrategy: {a: 1}\n", "strategy: expected a strategy name, got a mapping"),
+        ("command: x\nstrategy: tpee\n", "strategy: unknown strategy 'tpee'; did you mean 'tpe'?"),
+        (
+            "command: x\nstrategy_options: {n_startupp: 3}\n",
+            "strategy_options: tpe: got an unexpected keyword argument 'n_startupp'",
+        ),
+        ("command: x\nstrategy: sobol\nstrategy_options: [1]\n", "strategy_options: expected"),
         ("command: x\ntimeout: 0\n", "timeout: expected a positive number of seconds, got 0"),
         ("command: x\ntimeout: .inf\n", "timeout: expected a positive number of seconds, got inf"),
         (
             "command: x\nmax_time: soon\n",
             "max_time: expected a positive number of seconds, got 'soon'",
         ),
-        ("command: x\ntarget: high\n", "target: expected a number, got 'high'"),
-        ("command: x\ntarget: .nan\n", "target: expected a number, got nan"),
+        ("command: x\ntarget: high\n", "target: expected a finite number, got 'high'"),
+        ("command: x\ntarget: .nan\n", "target: expected a finite number, got nan"),
         ("command: x\nseed: -1\n", "seed: expected an integer >= 0, got -1"),
         ("command: x\nseed: 1.5\n", "seed: expected an integer >= 0, got 1.5"),
-        ("command: x\nstop_conditions: [a, 3]\n", "stop_conditions[1]: expected a string, got 3"),
+        ("command: x\nstop_conditions: [a, 3]\n", "stop_conditions: expected a list of strings"),
         ("command: x\nstop_conditions: {a: 1}\n", "stop_conditions: expected a list of strings"),
-        ("command: x\ngpus: 2\n", "gpus: expected a list of GPU indices such as [0, 1], got 2"),
-        ("command: x\ngpus: []\n", "gpus: expected a list of GPU indices"),
-        ("command: x\ngpus: [0, x]\n", "gpus[1]: expected a GPU index (an integer >= 0), got 'x'"),
-        ("command: x\ngpus: [0, -1]\n", "gpus[1]: expected a GPU index"),
-        ("command: x\ngpus: [1, 1]\n", "gpus[1]: GPU 1 is listed twice"),
+        ("command: x\nstop_conditions: [loss]\n", "stop_conditions: stop condition 'loss' has no"),
+        ("command: x\nenv: {'': a}\n", "env: '' is not an environment variable name"),
+        ("command: x\nenv: [A]\n", "env: expected a mapping of names to strings"),
+        ("command: x\nretry_on: [crash]\n", "retry_on: expected one of interrupted, stale"),
+        ("command: x\nscheduler: median\n", "scheduler: early-stopping schedulers are not"),
+        ("command: x\ngpus: 2\n", "gpus: expected GPU indices such as 0,1, got 2"),
+        ("command: x\ngpus: []\n", "gpus: expected GPU indices such as 0,1, got []"),
+        ("command: x\ngpus: [0, x]\n", "gpus: expected GPU indices such as 0,1, got [0, 'x']"),
+        ("command: x\ngpus: [0, -1]\n", "gpus: expected GPU indices"),
+        ("command: x\ngpus: [1, 1]\n", "gpus: GPU indices repeat in [1, 1]"),
         (
             "command: x\ngpus: [0]\ngpus_per_trial: 2\n",
-            "gpus_per_trial: 2 GPUs per trial, but gpus lists only 1",
+            "study.yaml: gpus_per_trial: 2 GPUs per trial, but gpus lists only 1",
         ),
+        ("command: x\ngpus_per_trial: 2\n", "gpus_per_trial: needs gpus"),
         ("command: x\nshell: yes\n", "shell: expected true or false, got 'yes'"),
         ("command: [x]\nshell: true\n", "shell: true needs the command as one string"),
-        ("objective: a:b\nshell: true\n", "shell: true applies to a command"),
+        ("command: x\nstrategy: grid\nspace: {a: {uniform: [0, 1]}}\n", "study.yaml: space: "),
         (
             "max_trials: 3\n",
             "give 'command' (a command line with :name: placeholders) or 'objective'",
         ),
         ("command: x\nobjective: a:b\n", "give only one of 'command' and 'objective'"),
-        ("command: ''\n", "command: is empty"),
-        ("command: []\n", "command: expected a command line (a string) or its words"),
+        ("command: ''\n", "command: expected a command line, got an empty string"),
+        ("command: []\n", "command: expected a command line (a string or a list of strings)"),
         ("command: 3\n", "command: expected a command line"),
-        ("command: [python, 1.5]\n", "command[1]: expected a string, got 1.5 (quote it)"),
-        ("command: [python, [a]]\n", "command[1]: expected a string, got a list"),
+        ("command: [python, 1.5]\n", "command: expected a command line"),
+        ("command: [python, [a]]\n", "command: expected a command line"),
+        ("command: 'x :y:'\n", "study.yaml: command: the command uses :y: but the space has no"),
         (
             "objective: train\n",
-            "objective: expected 'module:function', e.g. 'train:objective', got 'train'",
+            "objective: expected 'module:function' (e.g. train:objective), got 'train'",
         ),
         ("objective: 'a-b:c'\n", "objective: expected 'module:function'"),
         ("objective: 'a:'\n", "objective: expected 'module:function'"),
         ("objective: train.py:main\n", "give the module name, not the file (train:main)"),
-        ("objective: 3\n", "objective: expected 'module:function', e.g. 'train:objective', got 3"),
+        ("objective: 3\n", "objective: expected 'module:function' (e.g. train:objective), got 3"),
         ("", "study.yaml: the file is empty"),
         ("# only a comment\n", "study.yaml: the file is empty"),
-        ("- a\n- b\n", "study.yaml: expected a mapping of settings (key: value lines), got a list"),
+        (
+            "- a\n- b\n",
+            "study.yaml: expected a mapping of settings (key: value lines), got ['a', 'b']",
+        ),
         ("just text\n", "expected a mapping of settings (key: value lines), got 'just text'"),
     ],
 )
@@ -522,7 +536,7 @@ def test_params_and_space_must_not_collide() -> None:
 
 
 def test_params_numbers_are_constants() -> None:
-    assert parse_study_text("command: x\nparams: {a: 3, b: 0.5}\n").space == {"a": 3, "b": 0.5}
+    assert parse_study_text("command: x\nparams: {a: 3, b: 0.5}\n")[0] == {"a": 3, "b": 0.5}
 
 
 # -- errors: YAML and files ------------------------------------------------------------------------
@@ -568,8 +582,8 @@ def test_yaml_errors(text: str, message: str) -> None:
 
 
 def test_explicit_timestamp_stays_text() -> None:
-    spec = parse_study_text("command: x\nspace: {a: !!timestamp 'nonsense'}\n")
-    assert spec.space == {"a": "nonsense"}
+    space, _ = parse_study_text("command: x\nspace: {a: !!timestamp 'nonsense'}\n")
+    assert space == {"a": "nonsense"}
 
 
 def test_alias_loop_is_refused() -> None:
@@ -730,12 +744,15 @@ SETTINGS = st.one_of(
 
 def check_mapping(data: Any) -> None:
     try:
-        spec = parse_study_mapping(data, "fuzz.yaml")
+        space, settings = parse_study_mapping(data, "fuzz.yaml")
     except StudyFileError as error:
         assert str(error).startswith("fuzz.yaml: ")
         return
-    Space(spec.space)  # whatever validates must build
-    assert (spec.command is None) != (spec.objective is None)
+    if space is not None:
+        Space(space)  # whatever validates must build
+    assert ("command" in settings) != ("objective" in settings)
+    given = {k: v for k, v in settings.items() if k != "storage"}
+    create_study(None if space is None else Space(space), **given)  # and makes a study
 
 
 @FUZZ
@@ -767,10 +784,10 @@ def test_fuzz_spaces(space: dict[str, Any]) -> None:
 @given(SPACE)
 def test_fuzz_spaces_that_sample(space: Any) -> None:
     try:
-        spec = parse_study_mapping({"command": "x", "space": {"p": space}})
+        tree, _ = parse_study_mapping({"command": "x", "space": {"p": space}})
     except StudyFileError:
         return
-    built = Space(spec.space)
+    built = Space(tree)
     rng = np.random.default_rng(0)
     for _ in range(3):
         built.unflatten(built.validate(built.sample(rng)))
@@ -790,8 +807,9 @@ YAML_TOKENS = st.sampled_from(
 @given(st.lists(YAML_TOKENS, max_size=25).map("".join) | st.text())
 def test_fuzz_yaml_text(text: str) -> None:
     try:
-        spec = parse_study_text(text, "fuzz.yaml")
+        space, _ = parse_study_text(text, "fuzz.yaml")
     except StudyFileError as error:
         assert str(error).startswith("fuzz.yaml: ")
         return
-    Space(spec.space)
+    if space is not None:
+        Space(space)

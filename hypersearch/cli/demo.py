@@ -16,7 +16,7 @@ EPOCHS = 15
 
 def run_demo(storage: str, num_runs: int, parallel: int, name: str) -> None:
     import hypersearch as hs
-    from hypersearch.cli.main import UsageError, _optimize
+    from hypersearch.cli.main import UsageError, _create, _optimize
 
     try:
         import sklearn  # noqa: F401
@@ -32,51 +32,33 @@ def run_demo(storage: str, num_runs: int, parallel: int, name: str) -> None:
         "batch_size": hs.choice([32, 64, 128]),
         "activation": hs.choice(["relu", "tanh"]),
     }
-    command = hs.Command(
-        [
-            sys.executable,
-            "-m",
-            "hypersearch.demo.train_digits",
-            "--hidden",
-            ":hidden:",
-            "--layers",
-            ":layers:",
-            "--lr",
-            ":lr:",
-            "--alpha",
-            ":alpha:",
-            "--batch-size",
-            ":batch_size:",
-            "--activation",
-            ":activation:",
-            "--epochs",
-            str(EPOCHS),
-        ],
-        metric="val_acc",
-        metric_agg="max",
-        stop_conditions=["val_loss > 5"],  # diverged: no point training on
-        timeout=120,
-    )
+    argv = [sys.executable, "-m", "hypersearch.demo.train_digits"]
+    for name_ in ("hidden", "layers", "lr", "alpha", "batch_size", "activation"):
+        argv += [f"--{name_.replace('_', '-')}", f":{name_}:"]
+    argv += ["--epochs", str(EPOCHS)]
     click.echo(
         f"Tuning an MLP on scikit-learn's digits: {num_runs} trials, {parallel} at a time, "
         f"{EPOCHS} epochs each, stored in {storage} as study '{name}'.\n"
     )
-    study = hs.create_study(
+    study = _create(
         space,
-        name=name,
-        direction="maximize",
-        metric="val_acc",
-        strategy="random",
-        storage=storage,
-        seed=0,
-        config={
-            "kind": "command",
-            "command": command.to_config(),
-            "run": {"max_trials": num_runs, "parallel": parallel},
+        {
+            "name": name,
+            "storage": storage,
+            "direction": "maximize",
+            "metric": "val_acc",
+            "metric_agg": "max",
+            "strategy": "random",
+            "seed": 0,
+            "command": argv,
+            "stop_conditions": ["val_loss > 5"],  # diverged: no point training on
+            "trial_timeout": 120,
+            "max_trials": num_runs,
+            "n_jobs": parallel,
             "message": "hypersearch demo",
         },
     )
-    _optimize(study, command, {"max_trials": num_runs, "parallel": parallel})
+    _optimize(study)
     flag = "" if storage == "sqlite:///hypersearch.db" else f" --storage {storage}"
     click.echo(
         "\nLook at the results:\n"

@@ -13,8 +13,10 @@ import csv
 import functools
 import io
 import json
+import logging
 import math
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +24,15 @@ from typing import Any
 
 import click
 
-from hypersearch.samplers import ALIASES, PLANNED, STRATEGIES
+from hypersearch.cli.options import (
+    ALL_SETTINGS,
+    MUTABLE_SETTINGS,
+    SEARCH_SETTINGS,
+    given,
+    setting_options,
+)
+from hypersearch.samplers import ALIASES, STRATEGIES
+from hypersearch.study.schema import DEFAULT_COMMAND_METRIC
 
 DEFAULT_STORAGE = "sqlite:///hypersearch.db"
 SEARCH_STRATEGIES = tuple(STRATEGIES)  # grid, random, sobol, and the model-based ones
@@ -38,12 +48,7 @@ def _fail_usage(message: str) -> None:
 
 
 def _storage_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--storage",
-        default=None,
-        metavar="URL",
-        help=f"where studies live (default $HYPERSEARCH_STORAGE or {DEFAULT_STORAGE})",
-    )(f)
+    return setting_options(("storage",))(f)
 
 
 def _storage_url(storage: str | None) -> str:
@@ -67,158 +72,93 @@ def _public_errors(f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _configure_logging(verbosity: int) -> None:
+    """The library logs through `logging`; the terminal shows warnings (lost leases, retries,
+    database back-off) unless -q, and progress details with -v."""
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logger = logging.getLogger("hypersearch")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, logging.StreamHandler)]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hypersearch")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="say more (-vv: debug)")
+@click.option("-q", "--quiet", is_flag=True, help="only errors (no warnings)")
+def cli(verbose: int, quiet: bool) -> None:
     """Hyperparameter search for any command or Python function."""
+    _configure_logging(-1 if quiet else verbose)
 
 
 # -- searching -------------------------------------------------------------------------------
 
 
-def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--param",
-            "params",
-            multiple=True,
-            metavar="NAME=SPEC",
-            help="name=v1,v2,v3 or name=MIN:MAX[:linear|log][:int|float]",
-        ),
-        click.option(
-            "--json-param",
-            "json_params",
-            multiple=True,
-            metavar="NAME=JSON",
-            help="name='[...]': a JSON list of options",
-        ),
-        click.option(
-            "-n",
-            "--num-runs",
-            type=click.IntRange(min=1),
-            default=None,
-            help="number of trials (the study's total budget)",
-        ),
-        click.option(
-            "-p",
-            "--parallel",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            help="trials run at once",
-        ),
-        click.option(
-            "--metric", default="loss", show_default=True, help="the metric the command prints"
-        ),
-        click.option("--maximize/--minimize", default=False, help="direction (default: minimize)"),
-        click.option(
-            "--metric-agg",
-            type=click.Choice(["last", "min", "max", "avg"]),
-            default="last",
-            show_default=True,
-            help="how a run's series becomes its value",
-        ),
-        click.option(
-            "--stop-condition",
-            "stop_conditions",
-            multiple=True,
-            metavar="'METRIC OP VALUE'",
-            help="end a trial early once met, e.g. 'loss > 10'",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            help="seconds per trial",
-        ),
-        click.option(
-            "--max-time",
-            type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            help="seconds for the whole search",
-        ),
-        click.option(
-            "--target", type=float, default=None, help="stop once the best value reaches this"
-        ),
-        click.option("--name", default=None, help="study name (reuse it to resume)"),
-        _storage_option,
-        click.option("--seed", type=int, default=None),
-        click.option("--gpus", default=None, metavar="0,1", help="GPU indices to share out"),
-        click.option("--gpus-per-trial", type=click.IntRange(min=1), default=1, show_default=True),
-        click.option("-m", "--message", default=None, help="a note stored with the study"),
-        click.option(
-            "--shell", is_flag=True, help="run the command through /bin/sh (values are quoted)"
-        ),
-        click.option(
-            "--resolution",
-            type=click.IntRange(min=1),
-            default=None,
-            help="grid: values per continuous range",
-        ),
-        click.option(
-            "--output-dir",
-            default="hypersearch-runs",
-            show_default=True,
-            help="per-trial output folders",
-        ),
-        click.argument("command", nargs=-1, type=click.UNPROCESSED),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+def _space_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--json-param",
+        "json_params",
+        multiple=True,
+        metavar="NAME=JSON",
+        help="name='[...]': a JSON list of options",
+    )(f)
+    return click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=SPEC",
+        help="name=v1,v2,v3 or name=MIN:MAX[:linear|log][:int|float]",
+    )(f)
 
 
-def _parse_gpus(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        gpus = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        _fail_usage(f"--gpus {text}: give GPU indices separated by commas, e.g. --gpus 0,1")
-    if not gpus or any(g < 0 for g in gpus):
-        _fail_usage(f"--gpus {text}: give GPU indices separated by commas, e.g. --gpus 0,1")
-    return gpus
+def _direction_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--maximize/--minimize",
+        "maximize",
+        default=None,
+        help="direction (the same as --direction maximize|minimize; default: minimize)",
+    )(f)
 
 
 def _make_search_command(strategy: str) -> click.Command:
-    @_search_options
+    @_space_options
+    @_direction_options
+    @setting_options(("direction", *SEARCH_SETTINGS))
+    @click.option(
+        "--resolution",
+        type=click.IntRange(min=1),
+        default=None,
+        help="grid: values per continuous or wide integer range (the option resolution=N)",
+    )
+    @click.argument("command", nargs=-1, type=click.UNPROCESSED)
     def command(**options: Any) -> None:
         _run_search(strategy, options)
 
     command.__doc__ = (
         f"{strategy.capitalize()} search over --param values for COMMAND (after --).\n\n"
-        "Placeholders :name: in COMMAND are replaced by each trial's values."
+        "Placeholders :name: in COMMAND are replaced by each trial's values. Options go before "
+        "COMMAND; everything from COMMAND on is the command's own."
     )
-    return click.command(
-        strategy,
-        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
-    )(command)
-
-
-def _make_planned_command(strategy: str) -> click.Command:
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args: Sequence[str]) -> None:
-        _fail_usage(
-            f"strategy '{strategy}' is not available yet; use one of: "
-            + ", ".join(SEARCH_STRATEGIES)
-        )
-
-    command.__doc__ = f"{strategy}: model-based search (coming soon)."
-    return click.command(strategy, context_settings={"ignore_unknown_options": True})(command)
+    return click.command(strategy, context_settings={"allow_interspersed_args": False})(command)
 
 
 for _strategy in (*SEARCH_STRATEGIES, *ALIASES):
-    if ALIASES.get(_strategy, _strategy) in SEARCH_STRATEGIES:
-        cli.add_command(_make_search_command(_strategy))
-    else:
-        cli.add_command(_make_planned_command(_strategy))
-for _strategy in PLANNED:
-    if _strategy not in SEARCH_STRATEGIES:
-        cli.add_command(_make_planned_command(_strategy))
+    cli.add_command(_make_search_command(_strategy))
+
+
+def _direction(options: dict[str, Any]) -> dict[str, Any]:
+    maximize = options.pop("maximize", None)
+    if maximize is None:
+        return {}
+    word = "maximize" if maximize else "minimize"
+    if options.get("direction") not in (None, word):
+        _fail_usage(f"--{word} contradicts --direction {options['direction']}")
+    return {"direction": word}
 
 
 def _run_search(strategy: str, options: dict[str, Any]) -> None:
-    import hypersearch as hs
     from hypersearch.cli.params import ParamError, build_space
 
     argv = list(options["command"])
@@ -238,84 +178,58 @@ def _run_search(strategy: str, options: dict[str, Any]) -> None:
                 f"note: --param {text} is a real range (as in Spell); add :int for integers",
                 err=True,
             )
-    if strategy != "grid" and options["num_runs"] is None:
+    settings = {**given(options, ("direction", *SEARCH_SETTINGS)), **_direction(options)}
+    if strategy != "grid" and "max_trials" not in settings and options.get("name") is None:
         _fail_usage(f"{strategy} search needs -n/--num-runs (how many trials to run)")
-    try:
-        command = hs.Command(
-            argv,
-            metric=options["metric"],
-            metric_agg=options["metric_agg"],
-            stop_conditions=options["stop_conditions"],
-            timeout=options["timeout"],
-            gpus=_parse_gpus(options["gpus"]),
-            gpus_per_trial=options["gpus_per_trial"],
-            shell=options["shell"],
-            output_dir=options["output_dir"],
+    if options["resolution"] is not None:
+        settings["strategy_options"] = {
+            **settings.get("strategy_options", {}),
+            "resolution": options["resolution"],
+        }
+    settings.update(strategy=ALIASES.get(strategy, strategy), command=tuple(argv))
+    settings.setdefault("metric", DEFAULT_COMMAND_METRIC)
+    study = _create(space, settings)
+    _warn_unused_params(study)
+    _optimize(study)
+
+
+def _warn_unused_params(study: Any) -> None:
+    command = study.definition.command_objective()
+    if command is None or study.space is None:
+        return
+    for name in command.template.check(study.space):
+        click.echo(
+            f"warning: parameter '{name}' appears in no :placeholder: of the command "
+            "(it still reaches it as an HS_PARAM_* environment variable)",
+            err=True,
         )
-        for name in command.template.check(space):
-            click.echo(
-                f"warning: parameter '{name}' appears in no :placeholder: of the command "
-                "(it still reaches it as an HS_PARAM_* environment variable)",
-                err=True,
-            )
-    except ValueError as error:
-        _fail_usage(str(error))
-    sampler = (
-        hs.Grid(resolution=options["resolution"])
-        if strategy == "grid"
-        else ALIASES.get(strategy, strategy)
-    )
-    run = {
-        "max_trials": options["num_runs"],
-        "parallel": options["parallel"],
-        "max_time": options["max_time"],
-        "target": options["target"],
-    }
-    study = _create(
-        space,
-        sampler,
-        options,
-        config={
-            "kind": "command",
-            "command": command.to_config(),
-            "run": run,
-            "message": options["message"],
-        },
-    )
-    _optimize(study, command, run)
 
 
 @_public_errors
-def _create(space: Any, sampler: Any, options: dict[str, Any], config: dict[str, Any]) -> Any:
+def _create(space: Any, settings: dict[str, Any]) -> Any:
     import hypersearch as hs
 
-    return hs.create_study(
-        space,
-        name=options["name"],
-        direction="maximize" if options["maximize"] else "minimize",
-        metric=options["metric"],
-        strategy=sampler,
-        storage=_storage_url(options["storage"]),
-        seed=options["seed"],
-        config=config,
-    )
+    settings["storage"] = _storage_url(settings.get("storage"))
+    return hs.create_study(space, **settings)
 
 
-def _optimize(study: Any, objective: Any, run: dict[str, Any]) -> None:
+def _storage_flag(study: Any) -> str:
+    url = study.storage.url
+    return "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
+
+
+def _optimize(study: Any, objective: Any = None) -> None:
     """Run the search, then print its outcome and exit with the documented status."""
     import hypersearch as hs
 
+    flag = _storage_flag(study)
     try:
-        study.optimize(
-            objective,
-            max_trials=run.get("max_trials"),
-            timeout=run.get("max_time"),
-            target=run.get("target"),
-            n_jobs=run.get("parallel", 1),
-            verbose=True,
-        )
+        study.optimize(objective, verbose=True)
     except KeyboardInterrupt:
-        click.echo("\ninterrupted; resume with: hypersearch resume " + study.name, err=True)
+        click.echo(
+            f"\ninterrupted; resume with: hypersearch resume {shlex.quote(study.name)}{flag}",
+            err=True,
+        )
         sys.exit(130)
     except (hs.HypersearchError, ValueError) as error:
         raise UsageError(str(error)) from None
@@ -326,96 +240,83 @@ def _optimize(study: Any, objective: Any, run: dict[str, Any]) -> None:
         + ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAILED"))
     )
     if summary.best_number is None:
-        click.echo("no trial completed; see why with: hypersearch trials " + study.name, err=True)
+        if counts.get("PRUNED", 0):
+            click.echo("no trial completed: every trial was stopped early (pruned)", err=True)
+            return
+        click.echo(
+            "no trial completed; see why with: hypersearch trials "
+            f"{shlex.quote(study.name)} --state failed{flag}",
+            err=True,
+        )
         sys.exit(1)
     best = study.trial(summary.best_number)
     click.echo(f"best {study.metric or 'value'}: {best.value:g} (trial {best.number})")
-    click.echo(f"best parameters: {json.dumps(best.params)}")
+    click.echo(f"best parameters: {json.dumps(best.params, default=str)}")
 
 
 # -- study files -----------------------------------------------------------------------------
 
 
 @cli.command("run")
-@click.argument("study_file", type=click.Path(dir_okay=False))
-@_storage_option
-@click.option("--name", default=None, help="override the file's study name")
-def run_file(study_file: str, storage: str | None, name: str | None) -> None:
-    """Run a study described in a YAML file (space, strategy, budget, command or objective)."""
-    import hypersearch as hs
+@click.argument("study_file", type=click.Path(dir_okay=False, allow_dash=True))
+@_direction_options
+@setting_options(ALL_SETTINGS)
+def run_file(study_file: str, **options: Any) -> None:
+    """Run a study described in a YAML file (space, strategy, budget, command or objective).
+
+    STUDY_FILE may be - for standard input (e.g. hypersearch show NAME --yaml | hypersearch
+    run -). Options given here override the file's settings."""
     from hypersearch.cli.study_file import StudyFileError, load_study_file
 
     try:
-        spec = load_study_file(study_file)
+        space, settings = load_study_file(study_file)
     except (StudyFileError, OSError) as error:
         _fail_usage(str(error))
-    if spec.command is not None:
-        try:
-            objective: Any = hs.Command(
-                spec.command,
-                metric=spec.metric,
-                metric_agg=spec.metric_agg,
-                stop_conditions=spec.stop_conditions,
-                timeout=spec.timeout,
-                gpus=spec.gpus,
-                gpus_per_trial=spec.gpus_per_trial,
-                shell=spec.shell,
-            )
-            objective.template.check(spec.space)
-        except ValueError as error:
-            _fail_usage(f"{study_file}: command: {error}")
-        kind: dict[str, Any] = {"kind": "command", "command": objective.to_config()}
-    else:
-        objective = _import_objective(spec.objective, study_file)
-        kind = {"kind": "python", "objective": spec.objective}
-    run = {
-        "max_trials": spec.max_trials,
-        "parallel": spec.parallel,
-        "max_time": spec.max_time,
-        "target": spec.target,
-    }
-    options = {
-        "name": name or spec.name,
-        "maximize": spec.direction == "maximize",
-        "metric": spec.metric,
-        "storage": storage or spec.storage,
-        "seed": spec.seed,
-    }
-    study = _create(
-        spec.space, spec.strategy, options, {**kind, "run": run, "message": spec.message}
-    )
-    _optimize(study, objective, run)
+    settings.update(given(options, ALL_SETTINGS))
+    settings.update(_direction(options))
+    if settings.get("command") is not None:
+        settings.setdefault("metric", DEFAULT_COMMAND_METRIC)
+    study = _create(space, settings)
+    if settings.get("objective"):
+        _check_importable(study)
+    _warn_unused_params(study)
+    _optimize(study)
 
 
-def _import_objective(target: str | None, where: str) -> Callable[..., Any]:
-    import importlib
-    import os
+@_public_errors
+def _check_importable(study: Any) -> None:
+    from hypersearch.study.objectives import import_objective
 
-    if not target or ":" not in target:
-        _fail_usage(f"{where}: objective must look like 'module:function', got {target!r}")
-    module_name, _, attribute = target.partition(":")  # type: ignore[union-attr]
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # objectives next to the study file, as scripts expect
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        _fail_usage(f"{where}: cannot import module {module_name!r} for the objective: {error}")
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        _fail_usage(f"{where}: {module_name!r} has no function {attribute!r}")
-    return function  # type: ignore[return-value]
+    import_objective(study.definition.objective)
 
 
 # -- looking at studies ----------------------------------------------------------------------
 
 
-def _load(name: str, storage: str | None) -> Any:
+def _load(name: str, storage: str | None, writable: bool = False) -> Any:
+    """A stored study; read-only commands never create a database where there is none."""
     import hypersearch as hs
+    from hypersearch.storage import get_storage
 
     try:
-        return hs.load_study(name, _storage_url(storage))
+        store = get_storage(_storage_url(storage), **({} if writable else {"create": False}))
+        return hs.load_study(name, store)
     except hs.HypersearchError as error:
         raise UsageError(str(error)) from None
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no infinities or NaN: +-inf are written as the strings "inf" and "-inf", NaN
+    as null, so every output is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -443,7 +344,7 @@ def studies(storage: str | None) -> None:
     try:
         from hypersearch.storage import get_storage
 
-        store = get_storage(_storage_url(storage))
+        store = get_storage(_storage_url(storage), create=False)
         records = store.list_studies()
     except hs.HypersearchError as error:
         raise UsageError(str(error)) from None
@@ -455,12 +356,12 @@ def studies(storage: str | None) -> None:
                 record.name,
                 record.direction,
                 record.metric or "value",
-                record.config.get("strategy", ""),
+                record.config.get("settings", {}).get("strategy", ""),
                 summary.n_trials,
                 summary.counts.get("RUNNING", 0),
                 _fmt(summary.best_value),
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at or 0)),
-                record.config.get("message") or "",
+                record.config.get("settings", {}).get("message") or "",
             ]
         )
     if not rows:
@@ -552,14 +453,16 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(
             json.dumps(
-                {
-                    "study": loaded.name,
-                    "number": trial.number,
-                    "value": trial.value,
-                    "metric": loaded.metric,
-                    "params": trial.params,
-                    "metrics": trial.metrics,
-                }
+                _json_safe(
+                    {
+                        "study": loaded.name,
+                        "number": trial.number,
+                        "value": trial.value,
+                        "metric": loaded.metric,
+                        "params": trial.params,
+                        "metrics": trial.metrics,
+                    }
+                )
             )
         )
         return
@@ -587,7 +490,7 @@ def export(study: str, storage: str | None, fmt: str, output: str | None) -> Non
     """Export every trial of a study as CSV or JSON."""
     records = _load(study, storage).to_records()
     if fmt == "json":
-        text = json.dumps(records, indent=2, default=_json_default) + "\n"
+        text = json.dumps(_json_safe(records), indent=2) + "\n"
     else:
         buffer = io.StringIO()
         columns = list(dict.fromkeys(k for record in records for k in record))
@@ -600,12 +503,6 @@ def export(study: str, storage: str | None, fmt: str, output: str | None) -> Non
             f.write(text)
     else:
         click.echo(text, nl=False)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return str(value)
 
 
 @cli.command("logs")
@@ -637,28 +534,66 @@ def logs(study: str, trial: int, storage: str | None, stream: str | None, follow
 
 @cli.command("resume")
 @click.argument("study")
+@setting_options(("storage", *MUTABLE_SETTINGS))
+def resume(study: str, storage: str | None, **options: Any) -> None:
+    """Continue a stopped or crashed study exactly as stored (command or objective, strategy
+    and its options, limits). Options given here change the stored study, as a revision."""
+    loaded = _load(study, storage, writable=True)
+    changes = given(options, MUTABLE_SETTINGS)
+    if changes:
+        _revise(loaded, changes)
+    _optimize(loaded)
+
+
+@_public_errors
+def _revise(study: Any, changes: dict[str, Any]) -> None:
+    for name, (old, new) in study.revise(**changes).items():
+        click.echo(f"{name}: {old!r} -> {new!r}", err=True)
+
+
+@cli.command("show")
+@click.argument("study")
 @_storage_option
-@click.option("-n", "--num-runs", type=click.IntRange(min=1), default=None, help="new total budget")
-def resume(study: str, storage: str | None, num_runs: int | None) -> None:
-    """Continue a stopped or crashed study from what is stored (command, space, budget)."""
-    import hypersearch as hs
+@click.option("--yaml", "as_yaml", is_flag=True, help="the definition as a study file")
+@click.option("--json", "as_json", is_flag=True, help="the definition as JSON")
+def show(study: str, storage: str | None, as_yaml: bool, as_json: bool) -> None:
+    """Print a study's stored definition and its revisions."""
+    from hypersearch.cli.study_file import definition_to_yaml
 
     loaded = _load(study, storage)
-    config = loaded.config
-    run = dict(config.get("run") or {})
-    if num_runs is not None:
-        run["max_trials"] = num_runs
-    if config.get("kind") == "command":
-        objective: Any = hs.Command.from_config(config["command"])
-    elif config.get("kind") == "python":
-        objective = _import_objective(config.get("objective"), f"study {study}")
-    else:
-        _fail_usage(
-            f"study {study!r} was not started from the command line; resume it from Python with "
-            f"hs.load_study({study!r}, ...).optimize(objective, ...)"
-        )
-    loaded.clear_stop()
-    _optimize(loaded, objective, run)
+    definition = loaded.definition
+    if as_yaml and as_json:
+        _fail_usage("give --yaml or --json, not both")
+    if as_yaml:
+        click.echo(definition_to_yaml(loaded.name, definition), nl=False)
+        return
+    if as_json:
+        document = {
+            "name": loaded.name,
+            **definition.to_document(),
+            "space": None if definition.space is None else definition.space.to_json(),
+        }
+        click.echo(json.dumps(_json_safe(document), indent=2))
+        return
+    summary = loaded.summary()
+    click.echo(f"study {loaded.name} in {loaded.storage.url}")
+    click.echo(f"  trials: {summary.n_trials} charged, " + ", ".join(
+        f"{n} {state.lower()}" for state, n in sorted(summary.counts.items())
+    ))
+    if definition.in_process:
+        click.echo(f"  objective: in-process only ({definition.in_process})")
+    for name, value in definition.public_settings().items():
+        if value not in (None, [], {}):
+            click.echo(f"  {name}: {json.dumps(_json_safe(value))}")
+    if definition.space is not None:
+        click.echo("  space:")
+        for name, text in definition.space.describe().items():
+            click.echo(f"    {name}: {text}")
+    click.echo(f"  revisions: {len(definition.revisions) or 'none'}")
+    for revision in definition.revisions:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(revision.time))
+        what = ", ".join(f"{k} {v[0]!r} -> {v[1]!r}" for k, v in revision.changes.items())
+        click.echo(f"    {when}  {what}")
 
 
 @cli.command("stop")

@@ -16,10 +16,11 @@ import time
 import traceback
 from typing import Any
 
+from hypersearch.client import trial_context
 from hypersearch.execution.evaluate import evaluate
 from hypersearch.execution.executors import read_frame, write_frame
 from hypersearch.space import Distribution, Space
-from hypersearch.trial import Trial
+from hypersearch.trial import Decision, Trial
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -44,21 +45,33 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 class _PipeBackend:
+    """The child's end of the pipes. Reports and suggestions are round trips to the driver, one
+    at a time (a lock: objective threads may report at once)."""
+
     def __init__(self, to_parent: int, from_parent: int) -> None:
         self.to_parent, self.from_parent = to_parent, from_parent
+        self._lock = threading.Lock()
 
     def _send(self, message: dict[str, Any]) -> None:
         write_frame(self.to_parent, json.dumps(message).encode())
 
-    def report(self, trial: Trial, step: int | None, metrics: dict[str, float]) -> None:
-        self._send({"op": "report", "step": step, "metrics": metrics})
+    def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._send(message)
+            frame = read_frame(self.from_parent)
+        if frame is None:  # the driver is gone: nobody will record this trial
+            os._exit(1)
+        answer: dict[str, Any] = json.loads(frame)
+        if answer.get("op") == "exit":  # the driver is closing while this trial still runs
+            os._exit(1)
+        return answer
+
+    def report(self, trial: Trial, step: int | None, metrics: dict[str, float]) -> Decision:
+        answer = self._ask({"op": "report", "step": step, "metrics": metrics})
+        return Decision(answer["decision"])
 
     def suggest(self, trial: Trial, name: str, dist: Distribution) -> Any:
-        self._send({"op": "suggest", "name": name, "distribution": dist.to_json()})
-        frame = read_frame(self.from_parent)
-        if frame is None:
-            os._exit(1)
-        return json.loads(frame)["value"]
+        return self._ask({"op": "suggest", "name": name, "distribution": dist.to_json()})["value"]
 
 
 def main(argv: list[str]) -> None:
@@ -92,7 +105,8 @@ def main(argv: list[str]) -> None:
             backend,
             distributions={} if space is None else None,
         )
-        outcome = evaluate(objective, style, trial, metric)
+        with trial_context(trial):  # hs.report() inside the objective finds this trial
+            outcome = evaluate(objective, style, trial, metric)
         backend._send(
             {
                 "op": "done",

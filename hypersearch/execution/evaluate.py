@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from hypersearch.errors import HypersearchError, TrialPruned
+from hypersearch.errors import HypersearchError, StorageError, TrialPruned
 from hypersearch.trial import FailureReason, Outcome, Trial, TrialState, parse_result
 
 MAX_DETAIL = 20_000
@@ -65,6 +65,12 @@ def evaluate(
         result = call_objective(objective, style, trial)
     except TrialPruned as pruned:
         return Outcome(TrialState.PRUNED, failure_detail=str(pruned) or None)
+    except StorageError as error:  # the database failed under the objective: not its fault
+        return Outcome(
+            TrialState.FAILED,
+            failure_reason=FailureReason.INFRASTRUCTURE.value,
+            failure_detail=f"storage failed while the objective ran: {error}",
+        )
     except Exception as error:  # the objective's own failure: recorded, the study goes on
         detail = traceback.format_exc()
         if len(detail) > MAX_DETAIL:

@@ -2,13 +2,16 @@
 
 The driver (study/optimize.py) claims trials and submits them; an executor runs each one and
 hands back `Finished` records. While a trial runs, what the objective reports goes to a `Sink`
-(the study), which writes it to storage under the trial's lease.
+(the study, or a `ReportBuffer` in front of storage), which stores it under the trial's lease and
+answers with a `Decision`; a report from a pool child is a round trip, so the child gets it too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import selectors
 import signal
@@ -21,11 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hypersearch.client import trial_context
 from hypersearch.errors import HypersearchError
 from hypersearch.execution.evaluate import evaluate
 from hypersearch.space import Distribution, Space
 from hypersearch.space.distributions import distribution_from_json
-from hypersearch.trial import FailureReason, FrozenTrial, Outcome, Trial, TrialState
+from hypersearch.trial import Decision, FailureReason, FrozenTrial, Outcome, Trial, TrialState
+
+log = logging.getLogger("hypersearch")
 
 
 class Sink(Protocol):
@@ -33,7 +39,7 @@ class Sink(Protocol):
 
     def report_metrics(
         self, trial: FrozenTrial, step: int | None, metrics: dict[str, float]
-    ) -> None: ...
+    ) -> Decision | None: ...
 
     def suggest_param(self, trial: FrozenTrial, name: str, dist: Distribution) -> Any: ...
 
@@ -54,8 +60,8 @@ class _SinkBackend:
         self.sink = sink
         self.claimed = claimed
 
-    def report(self, trial: Trial, step: int | None, metrics: dict[str, float]) -> None:
-        self.sink.report_metrics(self.claimed, step, metrics)
+    def report(self, trial: Trial, step: int | None, metrics: dict[str, float]) -> Decision | None:
+        return self.sink.report_metrics(self.claimed, step, metrics)
 
     def suggest(self, trial: Trial, name: str, dist: Distribution) -> Any:
         return self.sink.suggest_param(self.claimed, name, dist)
@@ -76,6 +82,7 @@ class InProcessExecutor:
     """Runs one trial at a time in the calling process: fastest, and debuggers work."""
 
     capacity = 1
+    shows_status = False  # one trial at a time, in this process: the bar says it all
 
     def __init__(
         self,
@@ -110,7 +117,7 @@ class InProcessExecutor:
         self._pending = claimed
 
     def wait(self, timeout: float) -> list[Finished]:
-        claimed, self._pending = self._pending, None
+        claimed = self._pending
         if claimed is None:
             return []
         trial = Trial(
@@ -120,8 +127,15 @@ class InProcessExecutor:
             _SinkBackend(self.sink, claimed),
             distributions={} if self.space is None else None,
         )
-        outcome = evaluate(self.objective, self.style, trial, self.metric)
+        with trial_context(trial):  # hs.report() inside the objective finds this trial
+            # Ctrl-C and SystemExit propagate; the trial stays in running() meanwhile, so the
+            # driver records it as interrupted before the call returns
+            outcome = evaluate(self.objective, self.style, trial, self.metric)
+        self._pending = None
         return [finished_from_trial(claimed, trial, outcome)]
+
+    def status(self) -> list[dict[str, Any]] | None:
+        return None
 
     def running(self) -> list[FrozenTrial]:
         return [self._pending] if self._pending is not None else []
@@ -170,6 +184,8 @@ class _Worker:
     from_child: int
     trial: FrozenTrial | None = None
     cancelled: str | None = None  # why the driver killed it
+    started: float = 0.0  # time.monotonic() when its trial was sent
+    timed_out: bool = False  # killed for running past the trial timeout
     ready: bool = False  # the child has loaded the objective
 
 
@@ -190,11 +206,14 @@ class ProcessPoolExecutor:
         metric: str | None,
         sink: Sink,
         n_workers: int,
+        trial_timeout: float | None = None,
     ) -> None:
         import cloudpickle
 
         self.sink = sink
+        self.trial_timeout = trial_timeout
         self.capacity = n_workers
+        self.shows_status = False
         self._payload = _pickle_objective(
             cloudpickle, (objective, style, space.tree if space else None, metric)
         )
@@ -236,6 +255,9 @@ class ProcessPoolExecutor:
         """Workers running a trial or still starting (the driver keeps waiting for them)."""
         return sum(1 for w in self._workers if w.trial is not None or not w.ready)
 
+    def status(self) -> list[dict[str, Any]] | None:
+        return None
+
     def running(self) -> list[FrozenTrial]:
         return [w.trial for w in self._workers if w.trial is not None]
 
@@ -252,7 +274,7 @@ class ProcessPoolExecutor:
 
     def submit(self, claimed: FrozenTrial) -> None:
         worker = next(w for w in self._workers if w.ready and w.trial is None)
-        worker.trial = claimed
+        worker.trial, worker.started = claimed, time.monotonic()
         message = {"op": "run", "number": claimed.number, "flat_params": claimed.flat_params}
         with contextlib.suppress(OSError):  # a dead child's EOF is reported by wait()
             write_frame(worker.to_child, json.dumps(message).encode())
@@ -264,7 +286,7 @@ class ProcessPoolExecutor:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            for key, _ in self._selector.select(remaining):
+            for key, _ in self._selector.select(min(remaining, self._kill_overdue())):
                 worker: _Worker = key.data
                 frame = read_frame(worker.from_child)
                 if frame is None:
@@ -274,6 +296,22 @@ class ProcessPoolExecutor:
                 if finished is not None:
                     done.append(finished)
         return done
+
+    def _kill_overdue(self) -> float:
+        """Kill children whose trial ran past the timeout; seconds until the next one is due."""
+        if self.trial_timeout is None:
+            return math.inf
+        now, due = time.monotonic(), math.inf
+        for worker in self._workers:
+            if worker.trial is None or worker.cancelled is not None or worker.timed_out:
+                continue
+            left = worker.started + self.trial_timeout - now
+            if left <= 0:
+                worker.timed_out = True
+                worker.process.kill()  # its EOF reports the trial, as TIMEOUT
+            else:
+                due = min(due, left)
+        return due
 
     def _handle(self, worker: _Worker, message: dict[str, Any]) -> Finished | None:
         claimed = worker.trial
@@ -286,11 +324,19 @@ class ProcessPoolExecutor:
                 "the worker processes cannot load the objective; define it at the top level of "
                 "an importable module or of the script itself.\n" + message["detail"]
             )
+        if op == "report":  # the child waits for the decision: always answer
+            decision = Decision.CONTINUE
+            if claimed is not None:
+                decision = self._report(claimed, message["step"], message["metrics"])
+            with contextlib.suppress(OSError):  # a dead child's EOF is reported by wait()
+                write_frame(
+                    worker.to_child,
+                    b'{"op": "decision", "decision": "%s"}' % decision.value.encode(),
+                )
+            return None
         if claimed is None:
             return None
-        if op == "report":
-            self.sink.report_metrics(claimed, message["step"], message["metrics"])
-        elif op == "suggest":
+        if op == "suggest":
             dist = distribution_from_json(message["distribution"])
             value = self.sink.suggest_param(claimed, message["name"], dist)
             with contextlib.suppress(OSError):  # a dead child's EOF is reported by wait()
@@ -313,6 +359,16 @@ class ProcessPoolExecutor:
             )
         return None
 
+    def _report(
+        self, claimed: FrozenTrial, step: int | None, metrics: dict[str, float]
+    ) -> Decision:
+        try:
+            answer = self.sink.report_metrics(claimed, step, metrics)
+        except Exception as error:  # storage trouble is not the objective's fault
+            log.warning("trial %d: report at step %s not stored: %s", claimed.number, step, error)
+            return Decision.CONTINUE
+        return Decision.CONTINUE if answer is None else Decision(answer)
+
     def _replace(self, worker: _Worker) -> list[Finished]:
         """A child died: record its trial as crashed and start a new child in its place."""
         self._selector.unregister(worker.from_child)
@@ -325,6 +381,9 @@ class ProcessPoolExecutor:
             return []
         if worker.cancelled is not None:
             reason, detail = FailureReason.INTERRUPTED.value, worker.cancelled
+        elif worker.timed_out:
+            reason = FailureReason.TIMEOUT.value
+            detail = f"the objective ran past trial_timeout={self.trial_timeout:g} s and was killed"
         else:
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             reason = FailureReason.CRASHED.value

@@ -15,31 +15,31 @@ from hypersearch.storage.base import Storage, owner_is_dead
 log = logging.getLogger("hypersearch.leases")
 
 
-def sweep(storage: Storage, study_id: int, retry: bool) -> list[int]:
-    """Fail expired trials and those whose owner process on this host is gone."""
+def sweep(storage: Storage, study_id: int) -> list[int]:
+    """Fail expired trials and those whose owner process on this host is gone; their numbers."""
     dead = {owner for owner in storage.running_owners(study_id) if owner_is_dead(owner)}
-    swept = storage.sweep_stale(study_id, retry=retry, dead_owners=dead)
+    swept = storage.sweep_stale(study_id, dead_owners=dead)
     if swept:
         log.warning(
-            "trials %s were left running by a worker that stopped; marked failed (stale)%s",
-            swept,
-            ", re-queued" if retry else "",
+            "trials %s were left running by a worker that stopped; marked failed (stale)", swept
         )
     return swept
 
 
 class LeaseKeeper:
+    """Renews `owner`'s leases every quarter lease and calls `sweep` (which fails, and may
+    re-queue, stale trials)."""
+
     def __init__(
         self,
         storage: Storage,
         owner: str,
-        study_id: int,
         lease_seconds: float,
-        retry: Callable[[], bool],
+        sweep: Callable[[], object],
     ) -> None:
-        self.storage, self.owner, self.study_id = storage, owner, study_id
+        self.storage, self.owner = storage, owner
         self.lease_seconds = lease_seconds
-        self.retry = retry
+        self.sweep = sweep
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hypersearch-leases", daemon=True)
         self._thread.start()
@@ -49,7 +49,7 @@ class LeaseKeeper:
         while not self._stop.wait(interval):
             try:
                 self.storage.heartbeat(self.owner, self.lease_seconds)
-                sweep(self.storage, self.study_id, self.retry())
+                self.sweep()
             except Exception as error:  # keep renewing: a storage hiccup must not kill leases
                 log.warning("lease renewal failed, will retry: %s", error)
 

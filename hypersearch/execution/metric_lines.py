@@ -22,16 +22,26 @@ Accepted lines, in order of preference (one event per line at most):
 
    A name must not be glued to a preceding word character, ``.``, ``-`` or ``/`` (so a declared
    ``loss`` ignores ``val_loss=``, ``train/loss=`` and ``--loss=``). Numbers: ints, floats,
-   exponent form, ``nan``, ``inf``, ``-inf`` (NaN is kept as ``float('nan')``). The step is taken
-   from ``step N`` or ``epoch N`` / ``Epoch N/M`` on the same line (``step`` wins when both appear),
-   else from the last header line that was only ``Epoch N/M`` (Keras prints it before the
-   progress lines), else None and the caller numbers the events.
+   exponent form, ``nan``, ``inf``, ``-inf`` (NaN is kept as ``float('nan')``; a number too big
+   for a float reads as ``inf``). The step is taken from ``step N`` or ``epoch N`` / ``Epoch N/M``
+   on the same line (``step`` wins when both appear), else from the last header line that was
+   only ``Epoch N/M`` (Keras prints it before the progress lines), else None and the caller
+   numbers the events.
+
+A declared name with a framework prefix, as Spell named them (``keras/val_accuracy``, see
+:data:`FRAMEWORK_PREFIXES`), also reads the framework's own spelling: ``val_accuracy: 0.91`` in a
+plain line (the full name wins where a line has both), and ``val_accuracy`` in a JSON or client
+line, recorded under the declared name.
+
+Progress bars (tqdm, Keras) redraw one line with ``\\r``: only what a terminal finally shows
+counts, the text after the line's last ``\\r`` (a ``\\r`` at its very end, as in ``\\r\\n``,
+overwrites nothing). So an epoch's mid-way values are neither aggregated nor checked against stop
+conditions. `LineSplitter` applies this to the stream and `MetricParser.feed` to its text.
 
 Robustness: :meth:`MetricParser.feed` never raises on any ``str``/``bytes`` content and its work
-is bounded: lines are cut to :data:`LINE_CAP` before parsing, bytes are decoded with
-``errors="replace"``, ANSI colour codes are dropped, and ``\\r``-separated progress updates
-(tqdm, Keras) are parsed one segment at a time (the newest :data:`SEGMENT_CAP` of them: earlier
-updates of a progress bar were overwritten anyway).
+is bounded: text is cut to :data:`LINE_CAP` before parsing, bytes are decoded with
+``errors="replace"``, ANSI colour codes are dropped, and of many lines fed at once only the newest
+:data:`SEGMENT_CAP` are parsed.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from typing import Any, Literal
 __all__ = [
     "AGGREGATIONS",
     "CLIENT_TAG",
+    "FRAMEWORK_PREFIXES",
     "LINE_CAP",
     "METRIC_NAME_RE",
     "SEGMENT_CAP",
@@ -58,13 +69,19 @@ __all__ = [
     "aggregate",
     "parse_client_line",
     "parse_stop_condition",
+    "terminal_line",
 ]
 
 LINE_CAP = 64 * 1024
 """Longest line parsed, in characters (``feed``) or bytes (``LineSplitter``); the rest is cut."""
 
 SEGMENT_CAP = 1000
-"""Most ``\\r``/``\\n``-separated segments parsed from one fed line (the newest are kept)."""
+"""Most ``\\n``-separated lines parsed from one fed text (the newest are kept)."""
+
+FRAMEWORK_PREFIXES = ("keras",)
+"""Prefixes naming a framework's metrics, as Spell did (``keras/val_accuracy``): a declared
+``keras/NAME`` also reads Keras's own ``NAME: value``. Other prefixes are not stripped:
+``train/loss`` and ``loss`` are different metrics."""
 
 CLIENT_TAG = "@hypersearch"
 METRIC_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
@@ -83,7 +100,6 @@ _STEP_RE = re.compile(
 )  # 18 digits: always an int, never a 10,000-digit parse
 _HEADER_RE = re.compile(r"\s*(?ai:epoch)\s*([0-9]{1,18})\s*(?:/\s*[0-9]{1,18}\s*)?:?\s*")
 _TAG_RE = re.compile(r"(?<![\w.])" + re.escape(CLIENT_TAG) + r"(?![\w.\-])")
-_LINE_END_RE = re.compile(r"[\r\n]")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 _SPECIAL_STRINGS = {
     "nan": math.nan,
@@ -112,6 +128,23 @@ class MetricEvent:
 
 def _is_name(name: object) -> bool:
     return isinstance(name, str) and METRIC_NAME_RE.fullmatch(name) is not None
+
+
+def _short_name(name: str) -> str | None:
+    """``keras/val_accuracy`` -> ``val_accuracy``; None for a name without a framework prefix."""
+    prefix, slash, short = name.partition("/")
+    return short if slash and prefix in FRAMEWORK_PREFIXES and _is_name(short) else None
+
+
+def terminal_line(line: str) -> str:
+    """What a terminal finally shows of one line redrawn with ``\\r``: the text after its last
+    ``\\r``; a ``\\r`` at the very end (as in ``\\r\\n``) overwrites nothing.
+
+    >>> terminal_line("1/2 [==>..] - loss: 0.9\\r2/2 [=====] - loss: 0.3\\r")
+    '2/2 [=====] - loss: 0.3'
+    """
+    body = line.rstrip("\r")
+    return body[body.rfind("\r") + 1 :]
 
 
 def _json_float(value: Any) -> float | None:
@@ -222,22 +255,35 @@ class MetricParser:
         self.metrics: tuple[str, ...] = tuple(dict.fromkeys(metrics))
         self._epoch: int | None = None
         self._plain: re.Pattern[str] | None = None
+        # declared "keras/val_accuracy" -> "val_accuracy", the name Keras itself prints
+        self._short_names = {
+            name: short for name in self.metrics if (short := _short_name(name)) is not None
+        }
+        # how a name may be spelled in a plain line -> [(declared name, spelled in full?)]
+        self._spellings: dict[str, list[tuple[str, bool]]] = {}
+        for name in self.metrics:
+            self._spellings.setdefault(name, []).append((name, True))
+        for name, short in self._short_names.items():
+            self._spellings.setdefault(short, []).append((name, False))
         if self.metrics:
-            names = "|".join(re.escape(n) for n in sorted(self.metrics, key=len, reverse=True))
+            names = "|".join(re.escape(n) for n in sorted(self._spellings, key=len, reverse=True))
             # An optional quote after the name also reads Python-dict logs ({'loss': 0.5}).
             self._plain = re.compile(
                 _NOT_GLUED + f"({names})['\"]?\\s*[:=]\\s*({_NUMBER}){_NUMBER_END}"
             )
 
     def feed(self, line: str | bytes) -> list[MetricEvent]:
-        """Parse one line (or ``\\r``-separated progress updates); never raises on content."""
+        """Parse one line (or several, ``\\n``-separated); of a line redrawn with ``\\r`` only
+        what a terminal finally shows counts. Never raises on content."""
         text = _decode(line)
         if "\x1b" in text:  # colour codes never span a line end, so strip them once
             text = _ANSI_RE.sub("", text)
+        if "\r" in text:
+            text = "\n".join(terminal_line(part) for part in text.split("\n"))
         if not self._may_hold_metrics(text):  # one cheap pass settles most output lines
             return []
-        segments = _LINE_END_RE.split(text)
-        if len(segments) > SEGMENT_CAP:  # keep the newest progress updates; bounds the work
+        segments = text.split("\n")
+        if len(segments) > SEGMENT_CAP:  # keep the newest lines; bounds the work
             segments = segments[-SEGMENT_CAP:]
         events: list[MetricEvent] = []
         for segment in segments:
@@ -246,6 +292,11 @@ class MetricParser:
                 if event is not None:
                     events.append(event)
         return events
+
+    def feed_report(self, line: str | bytes) -> list[MetricEvent]:
+        """Parse one line of the ``HYPERSEARCH_REPORT_FD`` channel: client lines only."""
+        event = parse_client_line(line)
+        return [] if event is None else [self._aliased(event)]
 
     def _may_hold_metrics(self, text: str) -> bool:
         if "{" in text or CLIENT_TAG in text:
@@ -259,14 +310,25 @@ class MetricParser:
         if CLIENT_TAG in segment:
             event = parse_client_line(segment)
             if event is not None:
-                return event
+                return self._aliased(event)
             # A tag with a broken payload may be an e-mail or URL; read the line as usual.
         stripped = segment.strip()
         if stripped.startswith("{") and stripped.endswith("}"):
             obj = _load_json(stripped)
             if isinstance(obj, dict):
-                return _json_event(obj)
+                event = _json_event(obj)
+                return None if event is None else self._aliased(event)
         return self._plain_event(segment)
+
+    def _aliased(self, event: MetricEvent) -> MetricEvent:
+        """A JSON or client event with a declared ``keras/NAME`` under its short ``NAME``: the
+        value is recorded under the declared name (unless the event also has that name)."""
+        values = event.values
+        for full, short in self._short_names.items():
+            if short in values and full not in values:
+                values = dict(values) if values is event.values else values
+                values[full] = values[short] if short in self.metrics else values.pop(short)
+        return event if values is event.values else MetricEvent(event.step, values, event.source)
 
     def _plain_event(self, segment: str) -> MetricEvent | None:
         if self._plain is None:
@@ -276,8 +338,15 @@ class MetricParser:
             self._epoch = int(header.group(1))
             return None
         values: dict[str, float] = {}
+        spelled_in_full: set[str] = set()
         for match in self._plain.finditer(segment):
-            values[match.group(1)] = float(match.group(2))  # the last occurrence wins
+            value = float(match.group(2))  # the last occurrence wins; 400 digits read as inf
+            for declared, full in self._spellings[match.group(1)]:
+                if full:
+                    values[declared] = value
+                    spelled_in_full.add(declared)
+                elif declared not in spelled_in_full:  # the full name wins over the short one
+                    values[declared] = value
         if not values:
             return None
         found = {kind.lower(): int(n) for kind, n in _STEP_RE.findall(segment)[::-1]}
@@ -286,16 +355,17 @@ class MetricParser:
 
 
 class LineSplitter:
-    """Split a byte stream into text lines on ``\\n`` and ``\\r``, with bounded memory.
+    """Split a byte stream into the lines a terminal would finally show, with bounded memory.
 
-    Partial lines are held between chunks, but never more than ``cap`` bytes: a longer line is
-    emitted cut at ``cap`` and the rest of it, up to the next line end, is dropped. Empty lines
-    are skipped (so ``\\r\\n`` is one line end). Bytes are decoded as UTF-8 with
-    ``errors="replace"``.
+    Lines end at ``\\n`` (``\\r\\n`` too). A ``\\r`` followed by more text on the same line
+    returns to its start, so what came before it is overwritten: a progress bar redrawn a
+    hundred times is one line, its last state (see `terminal_line`). Empty lines are skipped.
+    At most ``cap`` bytes of a line are held: the rest of a longer line (up to its next ``\\r``
+    or ``\\n``) is dropped. Bytes are decoded as UTF-8 with ``errors="replace"``.
 
     >>> splitter = LineSplitter()
-    >>> splitter.feed(b"loss=0.5\\nepoch 1\\r")
-    ['loss=0.5', 'epoch 1']
+    >>> splitter.feed(b"loss=0.5\\n1/2 loss: 0.9\\r2/2 loss: 0.3\\r\\n")
+    ['loss=0.5', '2/2 loss: 0.3']
     >>> splitter.feed(b"acc=0.9"), splitter.flush()
     ([], ['acc=0.9'])
     """
@@ -305,33 +375,39 @@ class LineSplitter:
             raise ValueError(f"cap must be >= 1, got {cap}")
         self.cap = cap
         self._buffer = bytearray()
-        self._skipping = False  # inside the dropped tail of an over-long line
+        self._after_cr = False  # the held text ended with \r: more text would overwrite it
 
     def _emit(self, out: list[str]) -> None:
         if self._buffer:
             out.append(self._buffer.decode("utf-8", errors="replace"))
         self._buffer = bytearray()
+        self._after_cr = False
+
+    def _add(self, part: bytes) -> None:
+        """Add text of the current line that holds no \\n."""
+        if not part:
+            return
+        body = part.rstrip(b"\r")
+        ends_with_cr = len(body) < len(part)
+        if body:
+            cut = body.rfind(b"\r")
+            if cut >= 0 or self._after_cr:  # back to the start of the line: overwrite it
+                self._buffer = bytearray()
+            room = self.cap - len(self._buffer)
+            if room > 0:
+                self._buffer += body[cut + 1 : cut + 1 + room]
+        self._after_cr = ends_with_cr or (self._after_cr and not body)
 
     def feed(self, chunk: bytes) -> list[str]:
         """Add a chunk; return the lines it completed."""
         out: list[str] = []
         if not chunk:
             return out
-        parts = bytes(chunk).replace(b"\r", b"\n").split(b"\n")
+        parts = bytes(chunk).split(b"\n")
         last = len(parts) - 1
         for i, part in enumerate(parts):
-            ended = i < last  # a line end follows this part
-            if self._skipping:
-                self._skipping = not ended
-                continue
-            room = self.cap - len(self._buffer)
-            if len(part) > room:
-                self._buffer += part[:room]
-                self._emit(out)
-                self._skipping = not ended
-                continue
-            self._buffer += part
-            if ended:
+            self._add(part)
+            if i < last:  # a line end follows this part
                 self._emit(out)
         return out
 
@@ -339,7 +415,6 @@ class LineSplitter:
         """At end of stream: return the unterminated last line, if any, and reset."""
         out: list[str] = []
         self._emit(out)
-        self._skipping = False
         return out
 
 

@@ -4,12 +4,14 @@ computed from are fine (any worker on any machine must compute the same decision
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hypersearch.errors import StrategyError
 from hypersearch.space import Distribution, Space
 from hypersearch.trial import FrozenTrial
 
@@ -23,9 +25,13 @@ class Context:
     taken, their values unknown); FAILED and PRUNED ones are known not to be good. Parameters
     are in `flat_params` (raw values: a choice's option index). `direction` tells which values
     are better. `rng` is seeded from (study seed, number); `seed` is the study seed itself.
+
+    Define-by-run (`Sampler.suggest_param`): `space` is None, `history` is still every trial of
+    the study (the one being suggested for among the pending ones, holding the parameters it
+    has suggested so far), and `rng` is seeded from (study seed, number, parameter name).
     """
 
-    space: Space
+    space: Space | None
     history: Sequence[FrozenTrial]
     rng: np.random.Generator
     number: int
@@ -44,6 +50,9 @@ class Sampler:
 
     `uses_history` tells the storage whether to load past trials before calling `suggest`;
     samplers that ignore history (random, Sobol) then cost no database read.
+
+    A study is stored as JSON, so a sampler's settings must be too: `config()` returns the
+    constructor's keyword arguments, JSON-safe, with ``type(s)(**s.config())`` an equal sampler.
     """
 
     name: str = ""
@@ -53,19 +62,47 @@ class Sampler:
         """A flat assignment for trial `context.number`, or None when nothing is left to try."""
         raise NotImplementedError
 
-    def suggest_param(
-        self,
-        name: str,
-        dist: Distribution,
-        history: Sequence[FrozenTrial],
-        rng: np.random.Generator,
-    ) -> Any:
-        """One define-by-run parameter. The default draws from the prior."""
-        value = dist.sample(rng)
+    def suggest_param(self, context: Context, name: str, dist: Distribution) -> Any:
+        """The raw value of define-by-run parameter `name` for trial `context.number`
+        (`context.space` is None). The default draws from the prior with `context.rng`."""
+        value = dist.sample(context.rng)
         return value.item() if isinstance(value, np.generic) else value
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-safe constructor keyword arguments that rebuild this sampler."""
+        return {}
 
     def check_space(self, space: Space | None) -> None:
         """Raise StrategyError when this sampler cannot serve `space` (None: define-by-run)."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+# -- argument checks shared by the samplers: one message for Python, CLI and YAML users -----------
+
+
+def check_int(owner: str, name: str, value: Any, minimum: int) -> int:
+    """`value` as an int >= `minimum`, or a StrategyError naming ``owner(name=...)``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise StrategyError(f"{owner}({name}=...) must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(owner: str, name: str, value: Any, minimum: float, strict: bool) -> float:
+    """`value` as a finite float > `minimum` (`strict`) or >= it, else a StrategyError."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise StrategyError(f"{owner}({name}=...) must be a number {bound}, got {value!r}")
+    return float(value)
+
+
+def check_bool(owner: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise StrategyError(f"{owner}({name}=...) must be true or false, got {value!r}")
+    return bool(value)

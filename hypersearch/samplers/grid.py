@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from hypersearch.errors import SpaceError, StrategyError
-from hypersearch.samplers.base import Context, Sampler
+from hypersearch.samplers.base import Context, Sampler, check_bool, check_int
 from hypersearch.space import Space
 
 MAX_GRID_POINTS = 10_000_000
@@ -30,19 +30,15 @@ class Grid(Sampler):
     uses_history = True
 
     def __init__(self, resolution: int | None = None, shuffle: bool = False) -> None:
-        if resolution is not None and (
-            isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1
-        ):
-            raise StrategyError(
-                f"Grid(resolution=...) must be a positive integer, got {resolution!r}"
-            )
+        if resolution is not None:
+            resolution = check_int("Grid", "resolution", resolution, 1)
         self.resolution = resolution
-        self.shuffle = shuffle
+        self.shuffle = check_bool("Grid", "shuffle", shuffle)
         self._lock = threading.Lock()
         self._points: dict[tuple[str, int], list[dict[str, Any]]] = {}
 
-    def __repr__(self) -> str:
-        return f"Grid(resolution={self.resolution!r}, shuffle={self.shuffle!r})"
+    def config(self) -> dict[str, Any]:
+        return {"resolution": self.resolution, "shuffle": self.shuffle}
 
     def check_space(self, space: Space | None) -> None:
         if space is None:

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from hypersearch.errors import StrategyError
-from hypersearch.samplers.base import Context, Sampler
+from hypersearch.samplers.base import Context, Sampler, check_bool, check_float, check_int
 from hypersearch.space import Choice, Distribution, Float, Integer, Normal, Space
-from hypersearch.space.distributions import _snap
+from hypersearch.space.distributions import _snap, distribution_from_json
 from hypersearch.trial import FailureReason, FrozenTrial, TrialState
 
 _CONT, _LATTICE, _CAT = 0, 1, 2
@@ -253,6 +253,10 @@ class _Group:
         self.h_max = np.array([c.h_max for c in num_cols])
         self.h_floor = np.array([c.h_floor for c in num_cols])
         self.bounded = np.array([c.bounded for c in num_cols], dtype=bool)
+        # integers and quantized values on a linear scale: their own bandwidth factor
+        self.linear_lattice = np.array(
+            [c.kind == _LATTICE and not c.log for c in num_cols], dtype=bool
+        )
         self.mu = np.array([c.mu for c in num_cols])
         self.sigma = np.array([c.sigma for c in num_cols])
         self.width = np.where(self.bounded, self.hi - self.lo, 0.0)
@@ -266,6 +270,7 @@ class _Group:
 class _Settings:
     prior_weight: float
     bandwidth_factor: float
+    lattice_bandwidth_factor: float
     min_bandwidth: float
     choice_smoothing: float
 
@@ -275,7 +280,8 @@ class _Parzen:
 
     Numeric kernels share one bandwidth per dimension: Scott's rule ``1.059 sd n**(-1/(d+4))``
     clipped to ``[span * max(min_bandwidth, 1/(n+1)), span]`` (hyperopt's "magic clip"), then
-    scaled by `bandwidth_factor`, and never under half a lattice cell. A choice's kernel is
+    scaled by `bandwidth_factor` (`lattice_bandwidth_factor` on linear lattices), and never
+    under half a lattice cell. A choice's kernel is
     ``(1 - eps) [j == c] + eps prior(j)`` with ``eps = s / (n + s)``: the prior's pull fades as
     the model gains observations, as the magic clip does for numbers.
     """
@@ -303,7 +309,10 @@ class _Parzen:
         sd = np.sqrt(np.maximum(weights @ ((x - mean) ** 2) / wsum, 0.0))
         scott = 1.059 * sd * n ** (-1.0 / (len(num) + 4))
         clip = group.span * max(settings.min_bandwidth, 1.0 / (n + 1.0))
-        h = np.minimum(np.maximum(scott, clip), group.h_max) * settings.bandwidth_factor
+        factor = np.where(
+            group.linear_lattice, settings.lattice_bandwidth_factor, settings.bandwidth_factor
+        )
+        h = np.minimum(np.maximum(scott, clip), group.h_max) * factor
         self.h = h = np.maximum(h, group.h_floor)
         # log Z = log(1 - both tails): only kernels within 8 h of a bound lose more than 1e-15
         below, above = (x - group.lo) / h, (group.hi - x) / h  # +inf where unbounded
@@ -442,6 +451,7 @@ class _Store:
         self.states = np.empty(0, dtype=np.int8)
         self.x = np.empty((0, width))
         self.encoded: set[int] = set()
+        self.seen: set[bytes] = set()  # keys of the rows evaluated (complete, failed, pruned)
         self.frontier = 0
         self.prints: list[tuple[Any, ...]] = []
 
@@ -488,6 +498,10 @@ class _Store:
         self.values = np.concatenate([self.values, values])
         self.states = np.concatenate([self.states, states])
         self.x = np.concatenate([self.x, rows])
+        # only ever added to, so readers may test membership outside the lock
+        for row, state in zip(rows, states, strict=True):
+            if state != _IGNORED and not np.isnan(row).all():
+                self.seen.add(_row_key(row))
         if np.any(np.diff(self.numbers) < 0):  # trials finished out of order
             order = np.argsort(self.numbers, kind="stable")
             self.numbers, self.values = self.numbers[order], self.values[order]
@@ -502,13 +516,19 @@ class _Store:
 
 
 class _Plan:
-    """A space prepared for TPE: its columns and its groups in top-down order."""
+    """Parameters prepared for TPE: their columns and their groups in top-down order. From a
+    declared space, or (define-by-run) from flat names and distributions."""
 
-    def __init__(self, space: Space, multivariate: bool) -> None:
-        self.names = list(space.names)
+    def __init__(
+        self,
+        names: list[str],
+        dists: list[Distribution],
+        conditions: list[tuple[tuple[str, int], ...]],
+        multivariate: bool,
+    ) -> None:
+        self.names = names
         self.index = {name: i for i, name in enumerate(self.names)}
-        self.columns = [_Column(name, space.params[name].dist) for name in self.names]
-        conditions = [space.params[name].condition for name in self.names]
+        self.columns = [_Column(name, dist) for name, dist in zip(names, dists, strict=True)]
         items: list[tuple[tuple[tuple[str, int], ...], list[int]]]
         if multivariate:
             by_condition: dict[tuple[tuple[str, int], ...], list[int]] = {}
@@ -522,6 +542,16 @@ class _Plan:
             _Group(condition, idx, [self.columns[i] for i in idx]) for condition, idx in items
         ]
 
+    @classmethod
+    def of_space(cls, space: Space, multivariate: bool) -> _Plan:
+        names = list(space.names)
+        return cls(
+            names,
+            [space.params[name].dist for name in names],
+            [space.params[name].condition for name in names],
+            multivariate,
+        )
+
     def encode(self, flat: Mapping[str, Any]) -> np.ndarray:
         row = np.full(len(self.names), math.nan)
         for name, value in flat.items():
@@ -529,6 +559,33 @@ class _Plan:
             if i is not None:
                 row[i] = self.columns[i].encode(value)
         return row
+
+    def sample_prior(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A prior draw of every parameter (flat plans: no conditions)."""
+        out = {}
+        for col in self.columns:
+            value = col.dist.sample(rng)
+            out[col.name] = value.item() if isinstance(value, np.generic) else value
+        return out
+
+
+def _row_key(row: np.ndarray) -> bytes:
+    """A hashable key of an encoded row; NaN (inactive) entries all compare equal."""
+    return np.where(np.isnan(row), -math.inf, row + 0.0).tobytes()  # + 0.0: -0.0 is 0.0
+
+
+class _Taken:
+    """Keys of points not to propose: the pending ones and (a live view of) the evaluated ones."""
+
+    def __init__(self, pending: set[bytes], seen: set[bytes] | None) -> None:
+        self.pending = pending
+        self.seen = seen
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self.pending or (self.seen is not None and key in self.seen)
+
+    def __bool__(self) -> bool:
+        return bool(self.pending) or bool(self.seen)
 
 
 class TPE(Sampler):
@@ -543,8 +600,12 @@ class TPE(Sampler):
       same branch of the space), so correlated parameters are modelled together; clearly better
       than ``False`` (each parameter on its own) on every problem but the separable ones.
     - ``n_startup=10`` draws from the prior before modelling.
-    - ``gamma=default_gamma``: the best ``min(ceil(0.1 n), 25)`` of the n complete trials where
-      a group was active are "good" (Watanabe: linear splits beat hyperopt's sqrt).
+    - ``gamma=0.1``: the best ``min(ceil(gamma n), 25)`` of the n complete trials where a group
+      was active are "good" (Watanabe: linear splits beat hyperopt's sqrt). A number, so that
+      a study definition can store it; a function ``n -> count`` still works in Python, but
+      such a sampler cannot be stored (`config` says so). Trials tied with the last good one
+      but left out of the good set join neither set: on a plateau of equal values (CV errors,
+      a parameter with no effect) points as good as the good ones do not count against it.
     - ``prior_weight=1.0``: the prior is a mixture component of ``l`` and ``g`` worth one
       observation: it keeps unexplored regions alive (Watanabe's and Optuna's value). 2.0 did
       better alongside a choice smoothing of 4, but together with ``choice_smoothing=1.0`` the
@@ -554,6 +615,13 @@ class TPE(Sampler):
       then scaled by 0.3. Scott's rule is tuned for estimating a density, not for searching:
       kernels at full width barely refine around good points in 5+ dimensions (Ackley-10:
       regret 16.5 at 1.0, 13.3 at 0.3; gains on every problem, 0.2-0.4 about equal).
+    - ``lattice_bandwidth_factor=0.6``: the same for integers and quantized values on a linear
+      scale (depths, leaf sizes, neighbour counts, step= widths). Their responses are often
+      jagged with flat regions, where kernels a lattice cell or two wide re-propose the
+      neighbours of the first good points instead of exploring: on tree_cancer (six linear
+      integers, CV error; 24 seeds, 60 trials) the score was 61 at 0.3, 70 at 0.6 (Optuna's
+      TPE: 62); on mixed, whose integers are mostly log-scaled (which keep 0.3), 95.6 against
+      96.6, and 93.4 against 93.6 on its step= variant. 1.0 did worse on both.
     - ``min_bandwidth=0.01``: no kernel narrower than 1% of the range (hyperopt's 1/100).
     - ``choice_smoothing=1.0``: a choice's kernel redraws its option from the prior with
       probability ``1 / (n + 1)``. The small "good" model then still proposes options few
@@ -564,6 +632,12 @@ class TPE(Sampler):
     - ``max_kernels=300``: past 300 kernels a density keeps its most recent 150 kernels (where
       the search now concentrates) and 150 evenly spaced older ones, each weighted by the
       trials it stands for; a suggestion's cost is then bounded whatever the history size.
+    - ``avoid_repeats=True``: never propose a point already evaluated (complete, failed or
+      pruned) while a free one can be found: for a deterministic objective a repeat teaches
+      nothing, and on small integer lattices the model otherwise re-proposes its best points
+      (a 288-point space: REPEATS_DOC). Set False for a noisy objective, where evaluating a
+      point again is information. A lattice with every point taken gets a repeat, never a
+      pending point.
 
     Failed and pruned trials join the bad set (they say "not here"), except failures that are
     not about the parameters (stale lease, infrastructure, interruption), which are ignored, as
@@ -581,46 +655,89 @@ class TPE(Sampler):
         multivariate: bool = True,
         n_startup: int = 10,
         n_candidates: int = 24,
-        gamma: Callable[[int], int] = default_gamma,
+        gamma: float | Callable[[int], int] = 0.1,
         prior_weight: float = 1.0,
         bandwidth_factor: float = 0.3,
+        lattice_bandwidth_factor: float = 0.6,
         min_bandwidth: float = 0.01,
         choice_smoothing: float = 1.0,
         max_kernels: int = 300,
+        avoid_repeats: bool = True,
     ) -> None:
-        if n_candidates < 1:
-            raise StrategyError(f"TPE(n_candidates=...) must be >= 1, got {n_candidates}")
-        if prior_weight <= 0:
-            raise StrategyError(f"TPE(prior_weight=...) must be > 0, got {prior_weight}")
-        if bandwidth_factor <= 0:
-            raise StrategyError(f"TPE(bandwidth_factor=...) must be > 0, got {bandwidth_factor}")
-        if choice_smoothing < 0:
-            raise StrategyError(f"TPE(choice_smoothing=...) must be >= 0, got {choice_smoothing}")
-        if max_kernels < 2:
-            raise StrategyError(f"TPE(max_kernels=...) must be >= 2, got {max_kernels}")
-        self.multivariate = bool(multivariate)
-        self.n_startup = max(int(n_startup), 0)
-        self.n_candidates = int(n_candidates)
-        self.gamma = gamma
-        self.prior_weight = float(prior_weight)
-        self.bandwidth_factor = float(bandwidth_factor)
-        self.min_bandwidth = float(min_bandwidth)
-        self.choice_smoothing = float(choice_smoothing)
-        self.max_kernels = int(max_kernels)
+        self.multivariate = check_bool("TPE", "multivariate", multivariate)
+        self.n_startup = check_int("TPE", "n_startup", n_startup, 0)
+        self.n_candidates = check_int("TPE", "n_candidates", n_candidates, 1)
+        if gamma is default_gamma:
+            gamma = 0.1
+        if callable(gamma):
+            self.gamma: float | Callable[[int], int] = gamma
+        else:
+            fraction = check_float("TPE", "gamma", gamma, 0.0, strict=True)
+            if fraction > 1.0:
+                raise StrategyError(
+                    f"TPE(gamma=...) must be a fraction in (0, 1] (of the complete trials that "
+                    f"are good), got {gamma!r}"
+                )
+            self.gamma = fraction
+        self.prior_weight = check_float("TPE", "prior_weight", prior_weight, 0.0, strict=True)
+        self.bandwidth_factor = check_float(
+            "TPE", "bandwidth_factor", bandwidth_factor, 0.0, strict=True
+        )
+        self.lattice_bandwidth_factor = check_float(
+            "TPE", "lattice_bandwidth_factor", lattice_bandwidth_factor, 0.0, strict=True
+        )
+        self.min_bandwidth = check_float("TPE", "min_bandwidth", min_bandwidth, 0.0, strict=False)
+        self.choice_smoothing = check_float(
+            "TPE", "choice_smoothing", choice_smoothing, 0.0, strict=False
+        )
+        self.max_kernels = check_int("TPE", "max_kernels", max_kernels, 2)
+        self.avoid_repeats = check_bool("TPE", "avoid_repeats", avoid_repeats)
         self._settings = _Settings(
-            self.prior_weight, self.bandwidth_factor, self.min_bandwidth, self.choice_smoothing
+            self.prior_weight,
+            self.bandwidth_factor,
+            self.lattice_bandwidth_factor,
+            self.min_bandwidth,
+            self.choice_smoothing,
         )
         self._lock = threading.Lock()
-        self._plans: dict[str, _Plan] = {}
+        self._plans: dict[Any, _Plan] = {}
         self._keys: dict[int, tuple[Space, str]] = {}
         self._stores: dict[Any, list[_Store]] = {}
+        self._joint: dict[tuple[int, int], dict[str, Any]] = {}  # (seed, number) -> values
+        self._intersection = _Intersection()
+
+    def config(self) -> dict[str, Any]:
+        if not isinstance(self.gamma, float):
+            raise StrategyError(
+                f"TPE(gamma={self.gamma!r}) cannot be stored in a study definition: a custom "
+                "function is not JSON; pass gamma as a number instead, the fraction of the "
+                "complete trials that are good (at most 25 of them; default 0.1)"
+            )
+        return {
+            "multivariate": self.multivariate,
+            "n_startup": self.n_startup,
+            "n_candidates": self.n_candidates,
+            "gamma": self.gamma,
+            "prior_weight": self.prior_weight,
+            "bandwidth_factor": self.bandwidth_factor,
+            "lattice_bandwidth_factor": self.lattice_bandwidth_factor,
+            "min_bandwidth": self.min_bandwidth,
+            "choice_smoothing": self.choice_smoothing,
+            "max_kernels": self.max_kernels,
+            "avoid_repeats": self.avoid_repeats,
+        }
 
     def __repr__(self) -> str:
-        return f"TPE(multivariate={self.multivariate}, n_startup={self.n_startup})"
+        try:
+            return super().__repr__()
+        except StrategyError:  # a custom gamma: still printable
+            return f"TPE(multivariate={self.multivariate}, gamma={self.gamma!r}, ...)"
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_lock=None, _plans={}, _keys={}, _stores={})  # caches rebuild
+        # caches rebuild
+        state.update(_lock=None, _plans={}, _keys={}, _stores={}, _joint={})
+        state["_intersection"] = _Intersection()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -631,31 +748,21 @@ class TPE(Sampler):
 
     def suggest(self, context: Context) -> dict[str, Any]:
         space = context.space
+        if space is None:
+            raise StrategyError(
+                "TPE.suggest needs a declared space; define-by-run uses suggest_param"
+            )
         if len(space) == 0:
             return {}
         with self._lock:
             plan, key = self._plan(space)
-            store, pending = self._store_update(
-                ("space", key),
-                context.history,
-                len(plan.names),
-                lambda t: plan.encode(t.flat_params),
-            )
-            # a snapshot: the store replaces its arrays, it never writes into them
-            x, values, states = store.x, store.values, store.states
-        pending_flat = [t.flat_params for t in pending]
-        pending_x = np.array([plan.encode(f) for f in pending_flat], dtype=float)
-        pending_x = pending_x.reshape(len(pending_flat), len(plan.names))
-        rng = context.rng
-        complete = states == _COMPLETE
-        if int(complete.sum()) < self.n_startup:
-            return self._distinct(lambda: space.sample(rng), pending_flat)
-        y = np.where(complete, values * context.sign, np.nan)
-
-        def model() -> dict[str, Any]:
-            return self._sample_tree(plan, x, y, states, pending_x, rng)
-
-        return self._distinct(model, pending_flat, fallback=lambda: space.sample(rng))
+        return self._suggest_plan(
+            plan,
+            ("space", key),
+            lambda t: plan.encode(t.flat_params),
+            context,
+            lambda rng: space.sample(rng),
+        )
 
     def _plan(self, space: Space) -> tuple[_Plan, str]:
         """The plan for `space` and its cache key (its JSON), computed once per Space object."""
@@ -669,8 +776,52 @@ class TPE(Sampler):
             self._keys[id(space)] = (space, key)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = _Plan(space, self.multivariate)
+            plan = self._plans[key] = _Plan.of_space(space, self.multivariate)
         return plan, key
+
+    def _suggest_plan(
+        self,
+        plan: _Plan,
+        key: Any,
+        encode: Callable[[FrozenTrial], np.ndarray],
+        context: Context,
+        prior: Callable[[np.random.Generator], dict[str, Any]],
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, Any]:
+        """One suggestion for `plan`'s parameters from the trials `encode` turns into rows
+        (NaN where a parameter is not active); `prior` draws a fallback."""
+        with self._lock:
+            store, pending = self._store_update(key, context.history, len(plan.names), encode)
+            # a snapshot: the store replaces its arrays, it never writes into them
+            x, values, states, seen = store.x, store.values, store.states, store.seen
+        pending_x = np.array([encode(t) for t in pending], dtype=float)
+        pending_x = pending_x.reshape(len(pending), len(plan.names))
+        # points not to propose again: the pending ones always (parallel workers would
+        # duplicate them); the evaluated ones unless the objective is noisy, since a repeat of
+        # a deterministic objective teaches nothing
+        pending_keys = {_row_key(row) for row in pending_x}
+        tiers = [_Taken(pending_keys, seen)] if self.avoid_repeats else []
+        tiers.append(_Taken(pending_keys, None))  # every point evaluated: a repeat, not a pending
+        rng = context.rng if rng is None else rng
+        complete = states == _COMPLETE
+        if int(complete.sum()) < self.n_startup:
+            for taken in tiers:
+                out, free = self._distinct(plan, lambda: prior(rng), taken)
+                if free:
+                    break
+            return out
+        y = np.where(complete, values * context.sign, np.nan)
+        for taken in tiers:
+            # one group holding every parameter: candidates already taken are skipped inside it
+            skip = taken if len(plan.groups) == 1 else None
+
+            def model() -> dict[str, Any]:
+                return self._sample_tree(plan, x, y, states, pending_x, rng, skip)  # noqa: B023
+
+            out, free = self._distinct(plan, model, taken, fallback=lambda: prior(rng))
+            if free:
+                break
+        return out
 
     def _store_update(
         self,
@@ -691,18 +842,21 @@ class TPE(Sampler):
 
     @staticmethod
     def _distinct(
+        plan: _Plan,
         draw: Callable[[], dict[str, Any]],
-        taken: list[dict[str, Any]],
+        taken: _Taken,
         fallback: Callable[[], dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
-        """A draw that no pending trial holds already, when a few tries can find one: the model
-        again (new candidates) three times, then the prior."""
+    ) -> tuple[dict[str, Any], bool]:
+        """A draw that is not `taken`, when a few tries can find one (the model again, with
+        new candidates, three times, then the prior), and whether it is free."""
         out = draw()
+        if not taken:
+            return out, True
         for attempt in range(40):
-            if out not in taken:
-                return out
+            if _row_key(plan.encode(out)) not in taken:
+                return out, True
             out = draw() if fallback is None or attempt < 3 else fallback()
-        return out
+        return out, False
 
     def _sample_tree(
         self,
@@ -712,6 +866,7 @@ class TPE(Sampler):
         states: np.ndarray,
         pending_x: np.ndarray,
         rng: np.random.Generator,
+        skip: _Taken | None = None,
     ) -> dict[str, Any]:
         """Top down: each group whose condition the choices made so far satisfy is sampled from
         its own model."""
@@ -720,10 +875,32 @@ class TPE(Sampler):
             for group in plan.groups:
                 if any(chosen.get(path) != index for path, index in group.condition):
                     continue
-                values = self._sample_group(group, x, y, states, pending_x, rng)
+                values = self._sample_group(group, x, y, states, pending_x, rng, skip)
                 for i, value in zip(group.idx, values, strict=True):
                     chosen[plan.names[i]] = value
         return {name: chosen[name] for name in plan.names if name in chosen}
+
+    def _split(self, y: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(good, tied): masks over `done`. The best ``gamma(n)`` are good, ties at the cut to
+        the earlier trial; `tied` marks the trials left out with the cut's value, as good as
+        the last good one: they join neither set, so a plateau does not count against itself."""
+        n = len(done)
+        gamma = self.gamma
+        n_good = min(math.ceil(gamma * n), 25) if isinstance(gamma, float) else int(gamma(n))
+        n_good = min(max(n_good, 0), n)
+        good_mask = np.zeros(len(done), dtype=bool)
+        tied = np.zeros(len(done), dtype=bool)
+        if n_good:
+            ranked = y[done]
+            # the n_good best; O(n) where a sort would be O(n log n)
+            cut = np.partition(ranked, n_good - 1)[n_good - 1]
+            good_mask = ranked < cut
+            at_cut = np.flatnonzero(ranked == cut)
+            chosen = at_cut[: n_good - int(good_mask.sum())]
+            good_mask[chosen] = True
+            tied[at_cut] = True
+            tied[chosen] = False
+        return good_mask, tied
 
     def _sample_group(
         self,
@@ -733,41 +910,46 @@ class TPE(Sampler):
         states: np.ndarray,
         pending_x: np.ndarray,
         rng: np.random.Generator,
+        skip: _Taken | None = None,
     ) -> list[Any]:
         """Split the trials where `group` was active into good and bad, fit l and g, and
-        return the candidate with the best l/g."""
+        return the candidate with the best l/g (not one in `skip`, when some is not)."""
         idx = group.idx
         active = ~np.isnan(x[:, idx[0]])  # a group's parameters are active together
         done = np.flatnonzero(active & (states == _COMPLETE))
-        n_good = min(max(int(self.gamma(len(done))), 0), len(done))
-        good_mask = np.zeros(len(done), dtype=bool)
-        if n_good:
-            ranked = y[done]
-            # the n_good best, ties to the earlier trial; O(n) where a sort would be O(n log n)
-            cut = np.partition(ranked, n_good - 1)[n_good - 1]
-            good_mask = ranked < cut
-            ties = np.flatnonzero(ranked == cut)[: n_good - int(good_mask.sum())]
-            good_mask[ties] = True
+        good_mask, tied = self._split(y, done)
         good = done[good_mask]
         bad_mask = active & (states == _BAD)
-        bad_mask[done[~good_mask]] = True
+        bad_mask[done[~good_mask & ~tied]] = True
         bad = np.flatnonzero(bad_mask)  # trial order
         pend = pending_x[~np.isnan(pending_x[:, idx[0]])][:, idx] if len(pending_x) else None
         l_model = _Parzen(group, *self._capped(x[np.ix_(good, idx)], None), self._settings)
         g_model = _Parzen(group, *self._capped(x[np.ix_(bad, idx)], pend), self._settings)
 
-        draws = l_model.sample(rng, self.n_candidates)
-        values = np.empty_like(draws)
-        xc = np.empty_like(draws)
-        cells: list[np.ndarray | None] = []
-        log_prior = np.zeros(len(draws))
-        for j, col in enumerate(group.cols):
-            values[:, j], xc[:, j], cell = col.discretize(draws[:, j])
-            cells.append(cell)
-            log_prior = log_prior + col.prior_logp(xc[:, j], cell)
-        score = l_model.log_pdf(xc, cells, log_prior) - g_model.log_pdf(xc, cells, log_prior)
-        best = int(np.argmax(np.where(np.isnan(score), -np.inf, score)))
-        return [col.python_value(values[best, j]) for j, col in enumerate(group.cols)]
+        best_values: list[Any] | None = None
+        for _ in range(4 if skip else 1):  # more candidates while every one is taken
+            draws = l_model.sample(rng, self.n_candidates)
+            values = np.empty_like(draws)
+            xc = np.empty_like(draws)
+            cells: list[np.ndarray | None] = []
+            log_prior = np.zeros(len(draws))
+            for j, col in enumerate(group.cols):
+                values[:, j], xc[:, j], cell = col.discretize(draws[:, j])
+                cells.append(cell)
+                log_prior = log_prior + col.prior_logp(xc[:, j], cell)
+            score = l_model.log_pdf(xc, cells, log_prior) - g_model.log_pdf(xc, cells, log_prior)
+            score = np.where(np.isnan(score), -np.inf, score)
+            for best in np.argsort(-score, kind="stable"):
+                out = [col.python_value(values[best, j]) for j, col in enumerate(group.cols)]
+                if best_values is None:
+                    best_values = out
+                if not skip:
+                    return out
+                row = np.array([col.encode(v) for col, v in zip(group.cols, out, strict=True)])
+                if _row_key(row) not in skip:
+                    return out
+        assert best_values is not None
+        return best_values  # all taken: the caller draws again or from the prior
 
     def _capped(self, obs: np.ndarray, newest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Kernels for `obs` (in trial order) then `newest`, at most `max_kernels`: the recent
@@ -784,18 +966,64 @@ class TPE(Sampler):
 
     # -- define-by-run ---------------------------------------------------------------------------
 
-    def suggest_param(
-        self,
-        name: str,
-        dist: Distribution,
-        history: Sequence[FrozenTrial],
-        rng: np.random.Generator,
-        direction: str = "minimize",
-    ) -> Any:
-        """Univariate TPE on `name` over the history trials that suggested it with the same
-        distribution; prior draws until `n_startup` of them are complete. `direction` is the
-        study's ("minimize" unless the caller passes it)."""
+    def suggest_param(self, context: Context, name: str, dist: Distribution) -> Any:
+        """Define-by-run. Parameters that every complete trial suggested with the same
+        distribution (Optuna's intersection search space) are drawn together from one joint
+        model at the trial's first call, as in a declared space, and handed out one by one;
+        any other parameter gets univariate TPE over the trials that suggested it with this
+        distribution. Prior draws until `n_startup` trials are complete."""
         spec = dist.to_json()
+        if self.multivariate:
+            joint = self._joint_values(context)
+            if name in joint:
+                value, joint_spec = joint[name]
+                if joint_spec == spec:
+                    return value
+        return self._suggest_one(context, name, dist, spec)
+
+    def _joint_values(self, context: Context) -> dict[str, tuple[Any, dict[str, Any]]]:
+        """name -> (value, distribution JSON) of the trial's joint draw, made once per trial:
+        later calls of the same trial hand out the same draw whatever finished meanwhile."""
+        trial_key = (context.seed, context.number)
+        with self._lock:
+            known = self._joint.get(trial_key)
+        if known is not None:
+            return known
+        with self._lock:
+            specs = dict(self._intersection.update(context.history))
+        out: dict[str, tuple[Any, dict[str, Any]]] = {}
+        if len(specs) > 1:  # one parameter: the univariate model is the same model
+            names = list(specs)
+            dists = [distribution_from_json(specs[n]) for n in names]
+            plan_key = ("joint", json.dumps([names, [specs[n] for n in names]], sort_keys=True))
+            with self._lock:
+                plan = self._plans.get(plan_key)
+                if plan is None:
+                    plan = self._plans[plan_key] = _Plan(
+                        names, dists, [()] * len(names), self.multivariate
+                    )
+
+            def encode(trial: FrozenTrial) -> np.ndarray:
+                known = trial.distributions or {}
+                flat = trial.flat_params
+                if all(n in flat and known.get(n) == specs[n] for n in names):
+                    return plan.encode(flat)
+                return np.full(len(names), math.nan)  # partial or different: not this model
+
+            # one generator for the whole draw, from (seed, number) like a declared space's
+            rng = np.random.default_rng([context.seed, context.number, _JOINT_STREAM])
+            values = self._suggest_plan(plan, plan_key, encode, context, plan.sample_prior, rng)
+            out = {n: (values[n], specs[n]) for n in names}
+        with self._lock:
+            if len(self._joint) >= _JOINT_CACHE:
+                del self._joint[next(iter(self._joint))]  # oldest first
+            self._joint[trial_key] = out
+        return out
+
+    def _suggest_one(
+        self, context: Context, name: str, dist: Distribution, spec: dict[str, Any]
+    ) -> Any:
+        """Univariate TPE on `name` over the history trials that suggested it with `spec`."""
         key = ("param", name, json.dumps(spec, sort_keys=True))
         column = _Column(name, dist)
 
@@ -806,15 +1034,57 @@ class TPE(Sampler):
             return np.array([math.nan])
 
         with self._lock:
-            store, pending = self._store_update(key, history, 1, encode)
+            store, pending = self._store_update(key, context.history, 1, encode)
             x, values, states = store.x, store.values, store.states
         complete = (states == _COMPLETE) & ~np.isnan(x[:, 0])
+        rng = context.rng
         if int(complete.sum()) < max(self.n_startup, 1):
             value = dist.sample(rng)
             return value.item() if isinstance(value, np.generic) else value
-        sign = -1.0 if direction == "maximize" else 1.0
-        y = np.where(states == _COMPLETE, values * sign, np.nan)
+        y = np.where(states == _COMPLETE, values * context.sign, np.nan)
         pending_x = np.array([encode(t) for t in pending], dtype=float).reshape(len(pending), 1)
         with np.errstate(all="ignore"):
             group = _Group((), [0], [column])
             return self._sample_group(group, x, y, states, pending_x, rng)[0]
+
+
+_JOINT_STREAM = 0x7E7  # keeps the joint draw's generator apart from the per-parameter ones
+_JOINT_CACHE = 256  # trials whose joint draw is kept (parallel workers: one per running trial)
+
+
+def _merge(specs: dict[str, Any] | None, known: dict[str, Any]) -> dict[str, Any]:
+    if specs is None:
+        return dict(known)
+    if known == specs:  # usually equal: one comparison in C, no loop here
+        return specs
+    return {n: s for n, s in specs.items() if known.get(n) == s}
+
+
+class _Intersection:
+    """Optuna's intersection search space, kept incrementally: the parameters (name ->
+    distribution JSON) that every complete define-by-run trial suggested alike, in the first
+    such trial's order. Each call scans the trials added since the last one and those that
+    were not finished then; a history whose first trial differs starts over."""
+
+    def __init__(self) -> None:
+        self._reset(None)
+
+    def _reset(self, first: tuple[Any, ...] | None) -> None:
+        self.first = first
+        self.cursor = 0
+        self.open: list[int] = []  # positions below the cursor not finished when scanned
+        self.specs: dict[str, Any] | None = None
+
+    def update(self, history: Sequence[FrozenTrial]) -> dict[str, Any]:
+        first = _fingerprint(history[0]) if history and history[0].state.is_finished else None
+        if first is None or first != self.first or self.cursor > len(history):
+            self._reset(first)
+        still_open: list[int] = []
+        for i in (*self.open, *range(self.cursor, len(history))):
+            trial = history[i]
+            if not trial.state.is_finished:
+                still_open.append(i)
+            elif trial.state is TrialState.COMPLETE and trial.distributions is not None:
+                self.specs = _merge(self.specs, trial.distributions)
+        self.open, self.cursor = still_open, len(history)
+        return self.specs or {}

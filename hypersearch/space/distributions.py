@@ -4,6 +4,12 @@ Every distribution maps the unit interval onto its values (`from_unit`) and back
 quasi-random and model-based samplers can work in [0, 1]^d while the objective sees real values.
 The mapping follows the prior: uniform in the value (or its log) for ranges, the normal CDF for
 normal priors, cumulative weights for choices.
+
+What a model needs to know about a parameter lives here too, so that no sampler re-derives it
+from the distribution's type: whether it is categorical (`is_categorical`, `support`,
+`probabilities`), how many values it has (`n_values`), the affine map behind its unit transform
+(`internal_bounds`), the value a unit point stands for (`snap_unit`, vectorised), and the values
+next to a value (`neighbours`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
+
+import numpy as np
 
 from hypersearch.errors import SpaceError
 
@@ -60,6 +68,7 @@ class Distribution:
     """One parameter's distribution. Subclasses are frozen dataclasses."""
 
     kind: str = ""
+    log: bool = False  # a field of the numeric distributions; choices are never on a log scale
 
     def sample(self, rng: Any) -> Any:
         return self.from_unit(float(rng.random()))
@@ -80,8 +89,51 @@ class Distribution:
     def is_discrete(self) -> bool:
         return False
 
+    @property
+    def is_categorical(self) -> bool:
+        """Unordered options (a choice): a model should compare its values only for equality."""
+        return False
+
+    @property
+    def n_values(self) -> int | None:
+        """How many distinct values it can take; None when they are not finitely many."""
+        return None
+
+    @property
+    def internal_bounds(self) -> tuple[float, float] | None:
+        """(lo, hi) such that u in [0, 1] maps to lo + u*(hi - lo) in the distribution's internal
+        coordinate (the log of the value on a log scale), before any rounding; None where the
+        unit transform is not affine (normal priors, choices)."""
+        return None
+
+    def snap_unit(self, u: Any) -> np.ndarray:
+        """Vectorised: the unit coordinate of the value each point of `u` decodes to, i.e.
+        `to_unit(from_unit(u))` (to 1e-12), the centre of the cell u falls in for discrete
+        distributions; u clipped to [0, 1] for continuous ones (every point is its own value)."""
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        if not self.is_discrete:
+            return u
+        values = [self.from_unit(float(x)) for x in u.ravel()]
+        units = {v: self.to_unit(v) for v in set(values)}  # points share few values: encode once
+        return np.array([units[v] for v in values], dtype=float).reshape(u.shape)
+
+    def neighbours(self, value: Any) -> list[Any]:
+        """The values next to `value`: one lattice step either way for discrete numbers (inside
+        the bounds), every other possible option for a choice, none for continuous ones."""
+        return []
+
     def to_json(self) -> dict[str, Any]:
         raise NotImplementedError
+
+
+def _lattice_neighbours(dist: Distribution, value: float, step: float) -> list[float]:
+    """value ± step rounded like the lattice's own values, where the distribution has them."""
+    out = []
+    for other in (value - step, value + step):
+        other = float(f"{other:.12g}")
+        if dist.contains(other):
+            out.append(other)
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,6 +211,35 @@ class Float(Distribution):
     def is_discrete(self) -> bool:
         return self.q is not None
 
+    @property
+    def n_values(self) -> int | None:
+        if self.q is None:
+            return None
+        return math.floor((self.high - self.low) / self.q + 1e-9) + 1
+
+    @property
+    def internal_bounds(self) -> tuple[float, float]:
+        if self.log:
+            return math.log(self.low), math.log(self.high)
+        return self.low, self.high
+
+    def snap_unit(self, u: Any) -> np.ndarray:
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        if self.q is None:
+            return u
+        lo, hi = self.internal_bounds
+        x = np.exp(lo + u * (hi - lo)) if self.log else self.low + u * (self.high - self.low)
+        x = np.clip(x, self.low, self.high)
+        top = self.n_values - 1  # type: ignore[operator]
+        k = np.clip(np.rint((x - self.low) / self.q), 0, top)
+        x = np.clip(self.low + k * self.q, self.low, self.high)
+        if self.log:
+            return (np.log(x) - lo) / (hi - lo)
+        return (x - self.low) / (self.high - self.low)
+
+    def neighbours(self, value: Any) -> list[float]:
+        return [] if self.q is None else _lattice_neighbours(self, float(value), self.q)
+
     def grid(self, resolution: int | None) -> list[float]:
         if self.q is not None:
             n = math.floor((self.high - self.low) / self.q + 1e-9) + 1
@@ -235,6 +316,23 @@ class Normal(Distribution):
     @property
     def is_discrete(self) -> bool:
         return self.q is not None
+
+    def snap_unit(self, u: Any) -> np.ndarray:
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        if self.q is None:
+            return u
+        # scipy's vectorised normal CDF (lazily, as Sobol does; only model samplers call
+        # this): a loop over `from_unit` costs ~4 µs a point, with thousands of points a call
+        from scipy.special import ndtr, ndtri
+
+        z = self.mu + self.sigma * ndtri(np.clip(u, _UNIT_EPS, 1.0 - _UNIT_EPS))
+        x = np.exp(np.minimum(z, 700.0)) if self.log else z
+        x = np.rint(x / self.q) * self.q
+        t = np.log(np.maximum(x, 1e-300)) if self.log else x
+        return ndtr((t - self.mu) / self.sigma)
+
+    def neighbours(self, value: Any) -> list[float]:
+        return [] if self.q is None else _lattice_neighbours(self, float(value), self.q)
 
     def grid(self, resolution: int | None) -> list[float]:
         if resolution is None:
@@ -317,6 +415,30 @@ class Integer(Distribution):
     @property
     def is_discrete(self) -> bool:
         return True
+
+    @property
+    def n_values(self) -> int:
+        return self.size
+
+    @property
+    def internal_bounds(self) -> tuple[float, float]:
+        # each value owns a cell of equal width (in the log on a log scale)
+        if self.log:
+            return math.log(self.low - 0.5), math.log(self.high + 0.5)
+        return self.low - self.step / 2, self.high + self.step / 2
+
+    def snap_unit(self, u: Any) -> np.ndarray:
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        if self.log:
+            lo, hi = self.internal_bounds
+            v = np.clip(np.rint(np.exp(lo + u * (hi - lo))), self.low, self.high)
+            return (np.log(v) - lo) / (hi - lo)
+        k = np.minimum(np.floor(u * self.size), self.size - 1)
+        return (k + 0.5) / self.size
+
+    def neighbours(self, value: Any) -> list[int]:
+        value = int(value)
+        return [v for v in (value - self.step, value + self.step) if self.contains(v)]
 
     def grid(self, resolution: int | None) -> list[int]:
         return list(range(self.low, self.high + 1, self.step))
@@ -405,6 +527,27 @@ class Choice(Distribution):
     @property
     def is_discrete(self) -> bool:
         return True
+
+    @property
+    def is_categorical(self) -> bool:
+        return True
+
+    @property
+    def n_values(self) -> int:
+        return self.size
+
+    @property
+    def probabilities(self) -> tuple[float, ...]:
+        """The prior probability of each option (the weights, or uniform)."""
+        return self.weights or (1.0 / self.size,) * self.size
+
+    @property
+    def support(self) -> tuple[int, ...]:
+        """The indices of the options that can be drawn (weight > 0), in order."""
+        return tuple(i for i, p in enumerate(self.probabilities) if p > 0)
+
+    def neighbours(self, value: Any) -> list[int]:
+        return [i for i in self.support if i != value]
 
     def grid(self, resolution: int | None) -> list[int]:
         return list(range(self.size))

@@ -14,15 +14,65 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hypersearch.errors import HypersearchError
 from hypersearch.trial import FrozenTrial, Outcome, TrialState
 
 # propose(history, number) -> flat params, or None when the sampler has nothing left
 Propose = Callable[[Sequence[FrozenTrial], int], "dict[str, Any] | None"]
+
+
+MAX_STUDY_NAME_CHARS = 200
+MAX_STUDY_NAME_BYTES = 255  # the name is a directory name under the output root
+STUDY_NAME_RULE = (
+    "a study name is 1 to 200 characters (at most 255 bytes in UTF-8), without '/', '\\', "
+    "control characters or surrounding spaces, and not '.' or '..'"
+)
+
+
+class StudyNameError(HypersearchError, ValueError):
+    """A study name that cannot be stored or used as a directory name."""
+
+
+def check_study_name(name: object) -> str:
+    """`name` if it is a valid study name, else StudyNameError saying what is wrong.
+
+    Every backend checks names here on create and lookup, so an invalid name never reaches
+    the database (a too-long name was a raw DataError on PostgreSQL) nor a path (the name
+    becomes a directory of trial outputs)."""
+    if not isinstance(name, str):
+        raise StudyNameError(
+            f"study name must be a string, got {type(name).__name__}; {STUDY_NAME_RULE}"
+        )
+    problem = _name_problem(name)
+    if problem:
+        shown = repr(name if len(name) <= 60 else name[:57] + "...")
+        raise StudyNameError(f"invalid study name {shown}: {problem}; {STUDY_NAME_RULE}")
+    return name
+
+
+def _name_problem(name: str) -> str | None:
+    if not name.strip():
+        return "it is empty" if not name else "it is only whitespace"
+    if len(name) > MAX_STUDY_NAME_CHARS:
+        return f"it is {len(name)} characters long"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_STUDY_NAME_BYTES:
+        return f"it is {len(name.encode('utf-8', 'surrogatepass'))} bytes long in UTF-8"
+    for char in name:
+        if char in "/\\":
+            return f"it contains {char!r} (a path separator)"
+        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+            return f"it contains the control character U+{ord(char):04X}"
+    if name != name.strip():
+        return "it starts or ends with whitespace"
+    if name in (".", ".."):
+        return "'.' and '..' mean this and the parent directory in a path"
+    return None
 
 
 @dataclass(frozen=True)
@@ -119,6 +169,13 @@ class Storage(ABC):
         """Add a WAITING trial with fixed parameters (charged to the budget); its number."""
 
     @abstractmethod
+    def retry(self, study_id: int, number: int) -> int | None:
+        """Queue FAILED trial `number`'s parameters again as a WAITING trial whose
+        `parent_number` is `number`; the failed one stops counting against the budget. Returns
+        the new number, or None if `number` is not a failed trial still charged (already
+        retried)."""
+
+    @abstractmethod
     def finish(
         self,
         trial_id: int,
@@ -142,6 +199,18 @@ class Storage(ABC):
         metrics: dict[str, float],
     ) -> bool:
         """Store intermediate metrics of a RUNNING trial; False if the lease was lost."""
+
+    def report_many(
+        self, rows: Sequence[tuple[int, str, int, int | None, dict[str, float], float]]
+    ) -> list[bool]:
+        """Store many reports at once, in order, each fenced like `report`; one bool per row.
+
+        A row is ``(trial_id, owner, epoch, step, metrics, age)``: `age` is how many seconds
+        before this call the report was made, so its timestamp is the database clock minus
+        `age`. Backends override this to write all rows in one transaction; this default
+        (one `report` per row, stamped at write time) keeps other backends correct.
+        """
+        return [self.report(t, owner, epoch, step, m) for t, owner, epoch, step, m, _ in rows]
 
     @abstractmethod
     def append_logs(

@@ -16,6 +16,7 @@ from hypersearch.storage.base import (
     Storage,
     StudyRecord,
     StudySummary,
+    check_study_name,
     host_id,
 )
 from hypersearch.trial import FailureReason, FrozenTrial, Outcome, TrialState
@@ -50,6 +51,7 @@ class MemoryStorage(Storage):
         space_json: str | None,
         config: dict[str, Any],
     ) -> tuple[StudyRecord, bool]:
+        check_study_name(name)
         with self._lock:
             if name in self._studies:
                 return self._record(self._studies[name]), False
@@ -68,6 +70,7 @@ class MemoryStorage(Storage):
         )
 
     def get_study(self, name: str) -> StudyRecord | None:
+        check_study_name(name)
         with self._lock:
             record = self._studies.get(name)
             return None if record is None else self._record(record)
@@ -77,6 +80,7 @@ class MemoryStorage(Storage):
             return [self._record(r) for r in self._studies.values()]
 
     def delete_study(self, name: str) -> bool:
+        check_study_name(name)
         with self._lock:
             record = self._studies.pop(name, None)
             if record is None:
@@ -165,6 +169,19 @@ class MemoryStorage(Storage):
             self._where[trial_id] = (study_id, number)
             return number
 
+    def retry(self, study_id: int, number: int) -> int | None:
+        with self._lock:
+            trials = self._trials[study_id]
+            if not 0 <= number < len(trials):
+                return None
+            failed = trials[number]
+            if failed.state is not TrialState.FAILED or number not in self._charged[study_id]:
+                return None
+            self._charged[study_id].discard(number)
+            again = self.enqueue(study_id, failed.flat_params)  # the lock is re-entrant
+            trials[again] = dataclasses.replace(trials[again], parent_number=number)
+            return again
+
     def _leased(
         self, trial_id: int, owner: str, epoch: int
     ) -> tuple[list[FrozenTrial], FrozenTrial] | None:
@@ -218,6 +235,24 @@ class MemoryStorage(Storage):
             points = self._metrics.setdefault(trial_id, [])
             points.extend(MetricPoint(name, step, value, now) for name, value in metrics.items())
             return True
+
+    def report_many(
+        self, rows: Sequence[tuple[int, str, int, int | None, dict[str, float], float]]
+    ) -> list[bool]:
+        with self._lock:  # all rows at once, as one transaction would
+            now = time.time()
+            leased: dict[tuple[int, str, int], bool] = {}
+            out = []
+            for trial_id, owner, epoch, step, metrics, age in rows:
+                key = (trial_id, owner, epoch)
+                if key not in leased:
+                    leased[key] = self._leased(trial_id, owner, epoch) is not None
+                if leased[key]:
+                    points = self._metrics.setdefault(trial_id, [])
+                    ts = now - max(age, 0.0)
+                    points.extend(MetricPoint(name, step, v, ts) for name, v in metrics.items())
+                out.append(leased[key])
+            return out
 
     def append_logs(
         self,

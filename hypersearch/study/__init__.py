@@ -1,80 +1,46 @@
-"""The public Python API: studies, ask/tell, optimize, minimize/maximize."""
+"""The public Python API: studies, ask/tell, optimize, minimize/maximize.
+
+Every keyword setting (``max_trials``, ``n_jobs``, ``strategy``, ``storage``, ``name``...) is
+declared once in hypersearch/study/schema.py; `hypersearch.study.schema.SETTINGS` lists them with
+their types, defaults and help.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from hypersearch.samplers import Sampler
-from hypersearch.storage import Storage
+from hypersearch.study.definition import StudyDefinition
 from hypersearch.study.study import Study, create_study, load_study
 
 
 def _search(
-    direction: str,
-    objective: Callable[..., Any],
-    space: Any,
-    *,
-    strategy: str | Sampler,
-    max_trials: int | None,
-    timeout: float | None,
-    target: float | None,
-    patience: int | None,
-    max_failures: int | None,
-    n_jobs: int,
-    storage: str | Storage | None,
-    name: str | None,
-    seed: int | None,
-    metric: str | None,
-    retry_stale: bool,
-    verbose: bool,
+    direction: str, objective: Any, space: Any, verbose: bool, executor: Any, settings: Any
 ) -> Study:
-    from hypersearch.study.optimize import Limits
+    if "direction" in settings:
+        from hypersearch.errors import HypersearchError
 
-    limits = Limits.checked(max_trials, timeout, target, patience, max_failures, n_jobs)
-    study = create_study(
-        space,
-        name=name,
-        direction=direction,
-        metric=metric,
-        strategy=strategy,
-        storage=storage,
-        seed=seed,
-    )
-    study.retry_stale = retry_stale
-    study.optimize(
-        objective,
-        max_trials=limits.max_trials,
-        timeout=limits.timeout,
-        target=limits.target,
-        patience=limits.patience,
-        max_failures=limits.max_failures,
-        n_jobs=limits.n_jobs,
-        verbose=verbose,
-    )
-    return study
+        raise HypersearchError(
+            f"direction= is implied by hs.{direction[:-1]}e(); use create_study(direction=...)"
+        )
+    study = create_study(space, direction=direction, **settings)
+    return study.optimize(objective, verbose=verbose, executor=executor)
 
 
 def minimize(
-    objective: Callable[..., Any],
+    objective: Callable[..., Any] | Any,
     space: Any = None,
     *,
-    strategy: str | Sampler = "tpe",
-    max_trials: int | None = None,
-    timeout: float | None = None,
-    target: float | None = None,
-    patience: int | None = None,
-    max_failures: int | None = None,
-    n_jobs: int = 1,
-    storage: str | Storage | None = None,
-    name: str | None = None,
-    seed: int | None = None,
-    metric: str | None = None,
-    retry_stale: bool = False,
     verbose: bool = True,
+    executor: Any = None,
+    **settings: Any,
 ) -> Study:
     """Search `space` for the parameters that minimise `objective`; returns the Study.
 
+    Settings (all optional): ``strategy`` ("tpe", "gp", "random", "sobol", "grid" or a sampler
+    such as ``hs.TPE(n_startup=20)``), ``max_trials``, ``timeout`` (seconds for the search; also
+    ``max_time``), ``target``, ``patience``, ``max_failures``, ``n_jobs``, ``storage``, ``name``,
+    ``seed``, ``metric``, ``retries``, ``trial_timeout``... (hypersearch.study.schema).
     Calling it again with the same `name` and a persistent `storage` resumes the study;
     `max_trials` is the total across all workers and resumes.
 
@@ -83,63 +49,19 @@ def minimize(
         study = hs.minimize(lambda p: (p["x"] - 2) ** 2, {"x": hs.uniform(-5, 5)}, max_trials=50)
         study.best_params  # {'x': 2.01...}
     """
-    return _search(
-        "minimize",
-        objective,
-        space,
-        strategy=strategy,
-        max_trials=max_trials,
-        timeout=timeout,
-        target=target,
-        patience=patience,
-        max_failures=max_failures,
-        n_jobs=n_jobs,
-        storage=storage,
-        name=name,
-        seed=seed,
-        metric=metric,
-        retry_stale=retry_stale,
-        verbose=verbose,
-    )
+    return _search("minimize", objective, space, verbose, executor, settings)
 
 
 def maximize(
-    objective: Callable[..., Any],
+    objective: Callable[..., Any] | Any,
     space: Any = None,
     *,
-    strategy: str | Sampler = "tpe",
-    max_trials: int | None = None,
-    timeout: float | None = None,
-    target: float | None = None,
-    patience: int | None = None,
-    max_failures: int | None = None,
-    n_jobs: int = 1,
-    storage: str | Storage | None = None,
-    name: str | None = None,
-    seed: int | None = None,
-    metric: str | None = None,
-    retry_stale: bool = False,
     verbose: bool = True,
+    executor: Any = None,
+    **settings: Any,
 ) -> Study:
     """Like `minimize`, for objectives to maximise (accuracy, reward)."""
-    return _search(
-        "maximize",
-        objective,
-        space,
-        strategy=strategy,
-        max_trials=max_trials,
-        timeout=timeout,
-        target=target,
-        patience=patience,
-        max_failures=max_failures,
-        n_jobs=n_jobs,
-        storage=storage,
-        name=name,
-        seed=seed,
-        metric=metric,
-        retry_stale=retry_stale,
-        verbose=verbose,
-    )
+    return _search("maximize", objective, space, verbose, executor, settings)
 
 
-__all__ = ["Study", "create_study", "load_study", "maximize", "minimize"]
+__all__ = ["Study", "StudyDefinition", "create_study", "load_study", "maximize", "minimize"]

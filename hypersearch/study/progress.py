@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hypersearch.execution.executors import Finished
-    from hypersearch.study.optimize import Limits
+    from hypersearch.study.definition import StudyDefinition
     from hypersearch.study.study import Study
 
 
@@ -30,11 +30,11 @@ def choose_style(verbose: bool, commands: bool) -> str | None:
 
 
 class Progress:
-    def __init__(self, study: Study, limits: Limits, style: str | None) -> None:
+    def __init__(self, study: Study, definition: StudyDefinition, style: str | None) -> None:
         self.study = study
-        self.limits = limits
+        self.limits = definition
         self.style = style
-        self.done = 0
+        self.done = _done(study.summary()) if style is not None else 0  # a resume goes on counting
         self.best: float | None = None
         self._live: Any = None
         self._bar: Any = None
@@ -52,7 +52,7 @@ class Progress:
                 "{task.fields[status]}",
                 refresh_per_second=4,
             )
-            self._task = self._bar.add_task(study.name, total=limits.max_trials, status="starting")
+            self._task = self._bar.add_task(study.name, total=definition.max_trials, status="starting")
             self._bar.start()
         elif style == "table":
             from rich.console import Console

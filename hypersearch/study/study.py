@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,13 +19,15 @@ from hypersearch.errors import (
     StudyNotFoundError,
 )
 from hypersearch.execution.executors import Finished
-from hypersearch.execution.leases import LeaseKeeper, sweep
-from hypersearch.samplers import Sampler, get_sampler
+from hypersearch.execution.reports import ReportBuffer
+from hypersearch.samplers import Sampler
 from hypersearch.samplers.base import Context
 from hypersearch.space import Distribution, Space, as_space
 from hypersearch.storage import Storage, StudyRecord, StudySummary, get_storage
-from hypersearch.storage.base import make_owner
+from hypersearch.study.definition import StudyDefinition
+from hypersearch.study.schema import canonical
 from hypersearch.trial import (
+    Decision,
     FailureReason,
     FrozenTrial,
     Outcome,
@@ -38,46 +39,23 @@ from hypersearch.trial import (
 
 log = logging.getLogger("hypersearch")
 
-DIRECTIONS = ("minimize", "maximize")
-DEFAULT_LEASE_SECONDS = 60.0
-_owner_lock = threading.Lock()
-_owner: tuple[int, str] | None = None
-
-
-def process_owner() -> str:
-    """The lease owner id of this process (made again after a fork)."""
-    global _owner
-    import os
-
-    with _owner_lock:
-        if _owner is None or _owner[0] != os.getpid():
-            _owner = (os.getpid(), make_owner())
-        return _owner[1]
-
 
 class Study:
     """A search: where its trials live, what space it explores, which strategy proposes.
 
-    Create one with `hs.create_study`, `hs.minimize`/`hs.maximize`, or `hs.load_study`.
+    Create one with `hs.create_study`, `hs.minimize`/`hs.maximize`, or `hs.load_study`; its
+    complete definition (`study.definition`) is stored, so any process can run it by name.
     """
 
-    def __init__(
-        self,
-        record: StudyRecord,
-        storage: Storage,
-        space: Space | None,
-        sampler: Sampler,
-        seed: int,
-    ) -> None:
+    def __init__(self, record: StudyRecord, storage: Storage, definition: StudyDefinition) -> None:
+        from hypersearch.study.driver import Leases
+
         self._record = record
         self.storage = storage
-        self.space = space
-        self.sampler = sampler
-        self.seed = seed
-        self.lease_seconds = DEFAULT_LEASE_SECONDS
-        self.retry_stale = False
-        self._keeper: LeaseKeeper | None = None
-        self._keeper_lock = threading.Lock()
+        self._definition = definition
+        self._leases = Leases(storage, record.id, definition)
+        self._asked: dict[int, FrozenTrial] = {}
+        self._reports: ReportBuffer | None = None  # made on the first report, per run
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -91,61 +69,94 @@ class Study:
 
     @property
     def metric(self) -> str | None:
-        return self._record.metric
+        return self._definition.metric
 
     @property
     def id(self) -> int:
         return self._record.id
 
     @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._record.config)
+    def definition(self) -> StudyDefinition:
+        """Everything this study runs with (space, strategy and options, objective, limits...)."""
+        return self._definition
+
+    @property
+    def space(self) -> Space | None:
+        return self._definition.space
+
+    @property
+    def sampler(self) -> Sampler:
+        return self._definition.sampler()  # type: ignore[no-any-return]
+
+    @property
+    def seed(self) -> int:
+        return int(self._definition.seed)
 
     def __repr__(self) -> str:
         return (
             f"Study(name={self.name!r}, direction={self.direction!r}, storage={self.storage.url!r})"
         )
 
-    # -- ask / tell ----------------------------------------------------------------------------
+    # -- the stored definition -----------------------------------------------------------------
 
-    def _ensure_keeper(self) -> None:
-        with self._keeper_lock:
-            if self._keeper is None:
-                self._keeper = LeaseKeeper(
-                    self.storage,
-                    process_owner(),
-                    self.id,
-                    self.lease_seconds,
-                    lambda: self.retry_stale,
-                )
+    def _document(self) -> dict[str, Any]:
+        record = self.storage.get_study(self.name) or self._record
+        return dict(record.config)
 
-    def close(self) -> None:
-        """Stop renewing leases (trials still running will go stale)."""
-        with self._keeper_lock:
-            if self._keeper is not None:
-                self._keeper.stop()
-                self._keeper = None
+    def _save(self, definition: StudyDefinition) -> None:
+        document = {**self._document(), **definition.to_document()}
+        self.storage.update_study_config(self.id, document)
+        self._definition = definition
+        self._leases.definition = definition
+
+    def revise(self, **settings: Any) -> dict[str, list[Any]]:
+        """Change settings that may change (budget, limits, strategy and its options...); the
+        change is stored as a revision. Returns {setting: [old, new]} for what changed."""
+        given = dict(canonical(settings, "python"))
+        revised, changes = self._definition.revise(given)
+        if changes:
+            self._save(revised)
+            log.info("study %r revised: %s", self.name, changes)
+        return changes
 
     def request_stop(self) -> None:
-        """Ask every worker of this study (any process, any machine) to stop soon."""
-        self._set_config(stop_requested=True)
+        """Ask every worker of this study (any process, any machine) to stop soon. The request
+        ends the runs going on now; the next run clears it."""
+        self._set_control(stop=True)
 
-    def clear_stop(self) -> None:
-        self._set_config(stop_requested=False)
+    def _clear_stop(self) -> None:
+        if self.stop_requested():
+            self._set_control(stop=False)
 
     def stop_requested(self) -> bool:
-        record = self.storage.get_study(self.name)
-        return bool(record and record.config.get("stop_requested"))
+        return bool(self._document().get("control", {}).get("stop"))
 
-    def _set_config(self, **changes: Any) -> None:
-        record = self.storage.get_study(self.name) or self._record
-        config = {**record.config, **changes}
-        self.storage.update_study_config(self.id, config)
-        self._record = dataclasses.replace(record, config=config)
+    def _set_control(self, **changes: Any) -> None:
+        document = self._document()
+        document["control"] = {**document.get("control", {}), **changes}
+        self.storage.update_study_config(self.id, document)
+
+    # -- ask / tell ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write pending reports and stop renewing leases (trials still running go stale)."""
+        self._close_reports()
+        self._leases.close()
+
+    def _report_buffer(self) -> ReportBuffer:
+        """The one path every report takes: batched writes, and the decision for the trial."""
+        if self._reports is None:
+            self._reports = ReportBuffer(self.storage, suggest=self.suggest_param)
+        return self._reports
+
+    def _close_reports(self) -> None:
+        if self._reports is not None:
+            self._reports.close()
+            self._reports = None
 
     def sweep_stale(self) -> list[int]:
         """Fail trials left RUNNING by dead workers now; the numbers failed."""
-        return sweep(self.storage, self.id, self.retry_stale)
+        return self._leases.sweep()
 
     def _propose(self, history: Sequence[FrozenTrial], number: int) -> dict[str, Any] | None:
         if self.space is None:
@@ -161,38 +172,25 @@ class Study:
         params = self.sampler.suggest(context)
         return None if params is None else self.space.validate(params)
 
-    def claim(self, max_trials: int | None = None, worker: str | None = None) -> FrozenTrial | None:
-        """Start the next trial under this process's lease; None when nothing is left."""
-        self._ensure_keeper()
-        return self.storage.claim(
-            self.id,
-            process_owner(),
-            propose=self._propose,
-            uses_history=self.sampler.uses_history,
-            max_trials=max_trials,
-            lease_seconds=self.lease_seconds,
-            worker=worker,
-        )
-
     def ask(self) -> Trial:
         """Start a trial and return its live handle; finish it with `tell`.
 
         Raises StudyExhausted when the strategy has nothing left (a grid fully taken).
         """
-        claimed = self.claim()
+        claimed = self._leases.claim(self._propose, self.sampler.uses_history, None)
         if claimed is None:
             raise StudyExhausted(
                 f"study {self.name!r}: strategy {self.sampler.name!r} has no point left to try"
+                + (" or its budget is spent" if self._definition.max_trials else "")
             )
-        trial = Trial(
+        self._asked[claimed.number] = claimed
+        return Trial(
             claimed.number,
             claimed.flat_params,
             self.space,
             _AskedBackend(self, claimed),
             distributions={} if self.space is None else None,
         )
-        trial._claimed = claimed  # type: ignore[attr-defined]
-        return trial
 
     def tell(
         self,
@@ -202,8 +200,11 @@ class Study:
         state: str | TrialState | None = None,
     ) -> FrozenTrial:
         """Finish a trial from `ask` with the objective's result (a number or a dict, as an
-        objective returns), or with ``state="fail"`` / ``state="pruned"``."""
-        claimed = self._claimed_record(trial)
+        objective returns), or with ``state="fail"`` / ``state="pruned"``.
+
+        Telling a trial that is already finished raises an error (the first result stands)."""
+        number = trial.number if isinstance(trial, Trial) else trial
+        claimed = self._asked.get(number) or self._running_record(number)
         if state is None:
             outcome = parse_result(result, self.metric)
         else:
@@ -217,52 +218,33 @@ class Study:
             else:
                 outcome = Outcome(wanted)
         live = trial if isinstance(trial, Trial) else None
+        define_by_run = live is not None and self.space is None
         finished = Finished(
             claimed,
             outcome,
-            flat_params=dict(live.flat_params) if live is not None and self.space is None else None,
-            distributions=dict(live.distributions or {})
-            if live is not None and self.space is None
-            else None,
+            flat_params=dict(live.flat_params) if define_by_run else None,  # type: ignore[union-attr]
+            distributions=dict(live.distributions or {}) if define_by_run else None,  # type: ignore[union-attr]
             user_attrs=dict(live.user_attrs) if live is not None else {},
         )
-        self.record_finished(finished)
-        return self.trial(claimed.number)
+        if self._reports is not None:
+            self._reports.flush(claimed)  # the curve is complete when the trial is
+        if not self._leases.finish(finished):
+            self._asked.pop(number, None)
+            raise HypersearchError(
+                f"trial {number} of study {self.name!r} was not recorded: it is no longer "
+                "running under this process's lease (already told, or marked stale)"
+            )
+        self._asked.pop(number, None)
+        return self.trial(number)
 
-    def _claimed_record(self, trial: Trial | int) -> FrozenTrial:
-        if isinstance(trial, Trial) and hasattr(trial, "_claimed"):
-            return trial._claimed  # type: ignore[attr-defined,no-any-return]
-        number = trial.number if isinstance(trial, Trial) else trial
+    def _running_record(self, number: int) -> FrozenTrial:
         record = self.trial(number)
         if record.state is not TrialState.RUNNING:
             raise HypersearchError(
                 f"trial {number} of study {self.name!r} is {record.state.value}, not RUNNING; "
-                "only a running trial can be told"
+                "only a running trial can be told (the first result stands)"
             )
         return record
-
-    def record_finished(self, finished: Finished) -> bool:
-        """Write a finished trial under its lease. A late result (lease lost) is logged, not raised."""
-        claimed = finished.trial
-        written = self.storage.finish(
-            claimed.id,  # type: ignore[arg-type]
-            claimed.owner or "",
-            claimed.lease_epoch,
-            finished.outcome,
-            flat_params=finished.flat_params,
-            distributions=finished.distributions,
-            user_attrs=finished.user_attrs,
-        )
-        if not written:
-            log.warning(
-                "trial %d finished after its lease was taken over (it was marked stale); "
-                "its late result %s is not recorded",
-                claimed.number,
-                finished.outcome.value
-                if finished.outcome.value is not None
-                else finished.outcome.state.value,
-            )
-        return written
 
     def enqueue(self, params: Any) -> int:
         """Queue a trial with given parameters (nested values, as the objective receives them);
@@ -275,46 +257,55 @@ class Study:
             flat = self.space.validate(self.space.flatten(params))
         return self.storage.enqueue(self.id, flat)
 
-    # -- the sink running objectives write to ---------------------------------------------------
-
-    def report_metrics(
-        self, trial: FrozenTrial, step: int | None, metrics: dict[str, float]
-    ) -> None:
-        if not self.storage.report(trial.id, trial.owner or "", trial.lease_epoch, step, metrics):  # type: ignore[arg-type]
-            log.warning(
-                "trial %d lost its lease; report at step %s not recorded", trial.number, step
-            )
-
-    def append_logs(
-        self, trial: FrozenTrial, stream: str, lines: Sequence[tuple[int, str]]
-    ) -> None:
-        self.storage.append_logs(trial.id, trial.owner or "", trial.lease_epoch, stream, lines)  # type: ignore[arg-type]
-
     def suggest_param(self, trial: FrozenTrial, name: str, dist: Distribution) -> Any:
-        rng = np.random.default_rng(param_seed(self.seed, trial.number, name))
-        history = self.trials if self.sampler.uses_history else []
-        return self.sampler.suggest_param(name, dist, history, rng)
+        context = Context(
+            None,
+            self.trials if self.sampler.uses_history else [],
+            np.random.default_rng(param_seed(self.seed, trial.number, name)),
+            trial.number,
+            self.seed,
+            self.direction,
+        )
+        return self.sampler.suggest_param(context, name, dist)
 
     # -- running -------------------------------------------------------------------------------
 
     def optimize(
         self,
-        objective: Callable[..., Any],
+        objective: Callable[..., Any] | Any = None,
         *,
-        max_trials: int | None = None,
-        timeout: float | None = None,
-        target: float | None = None,
-        patience: int | None = None,
-        max_failures: int | None = None,
-        n_jobs: int = 1,
         verbose: bool = True,
+        executor: Any = None,
+        **settings: Any,
     ) -> Study:
-        """Run trials until a stopping criterion holds. `max_trials` is the study's total budget
-        across every worker and every resume. Returns the study."""
-        from hypersearch.study.optimize import Limits, run
+        """Run trials until a limit of the study holds; returns the study.
 
-        limits = Limits.checked(max_trials, timeout, target, patience, max_failures, n_jobs)
-        run(self, objective, limits, verbose=verbose)
+        With no objective, runs the stored one (a command or an importable ``module:function``).
+        Settings given here (``max_trials=200``, ``n_jobs=4``, ``strategy="gp"``...) change the
+        stored definition, as a revision, for every later run. `max_trials` is the study's total
+        budget across every worker and every resume. `executor` is "auto", "inprocess",
+        "process" or an object following hypersearch.execution.protocol.Executor.
+        """
+        from hypersearch.study.driver import run
+        from hypersearch.study.objectives import resolve_objective
+
+        given = dict(canonical(settings, "python"))
+        misplaced = [name for name in ("name", "storage") if name in given]
+        if misplaced:
+            raise HypersearchError(
+                f"{', '.join(misplaced)} name where a study lives, not how it runs: give them to "
+                "hs.create_study / hs.load_study, not to optimize()"
+            )
+        if isinstance(executor, str):
+            given.update(canonical({"executor": executor}, "python"))  # the schema's check
+            executor = None
+        runnable, objective_settings, in_process = resolve_objective(objective, self)
+        revised, _ = self._definition.revise({**objective_settings, **given})
+        if in_process is not None and revised.in_process != in_process:
+            revised = dataclasses.replace(revised, in_process=in_process)
+        if revised is not self._definition:
+            self._save(revised)
+        run(self, runnable, executor, verbose=verbose)
         return self
 
     # -- results -------------------------------------------------------------------------------
@@ -386,21 +377,14 @@ class _AskedBackend:
     def __init__(self, study: Study, claimed: FrozenTrial) -> None:
         self.study, self.claimed = study, claimed
 
-    def report(self, trial: Trial, step: int | None, metrics: dict[str, float]) -> None:
-        self.study.report_metrics(self.claimed, step, metrics)
+    def report(self, trial: Trial, step: int | None, metrics: dict[str, float]) -> Decision:
+        return self.study._report_buffer().report_metrics(self.claimed, step, metrics)
 
     def suggest(self, trial: Trial, name: str, dist: Distribution) -> Any:
         return self.study.suggest_param(self.claimed, name, dist)
 
 
 # -- creating and loading ----------------------------------------------------------------------
-
-
-def _check_direction(direction: str) -> str:
-    value = str(direction).lower()
-    if value not in DIRECTIONS:
-        raise HypersearchError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-    return value
 
 
 def space_difference(stored: Space | None, given: Space | None) -> list[str]:
@@ -424,83 +408,103 @@ def space_difference(stored: Space | None, given: Space | None) -> list[str]:
     return lines or ["the constants or structure around the parameters differ"]
 
 
-def create_study(
-    space: Any = None,
-    *,
-    name: str | None = None,
-    direction: str = "minimize",
-    metric: str | None = None,
-    strategy: str | Sampler = "tpe",
-    storage: str | Storage | None = None,
-    seed: int | None = None,
-    config: dict[str, Any] | None = None,
-) -> Study:
+def _strategy_settings(strategy: Any) -> tuple[dict[str, Any], Sampler | None]:
+    """strategy= as settings: a name stays a name; a configured sampler becomes its name and
+    options (and is used as given in this process)."""
+    if not isinstance(strategy, Sampler):
+        return {"strategy": strategy}, None
+    config = getattr(strategy, "config", None)
+    try:
+        options = {} if config is None else config()
+    except HypersearchError:
+        options = None  # not storable (a custom callable): used here, stored by name only
+    if options is None:
+        log.warning(
+            "strategy %r has settings that cannot be stored; other processes will run %r "
+            "with default settings",
+            strategy,
+            strategy.name,
+        )
+        options = {}
+    return {"strategy": strategy.name, "strategy_options": options}, strategy
+
+
+def create_study(space: Any = None, **settings: Any) -> Study:
     """Create a study, or resume the stored one of the same name.
 
-    A resume whose space, direction or metric differs from the stored one is refused with a
-    message showing the difference. The strategy may change between runs.
+    Settings are those of hypersearch.study.schema (``name``, ``storage``, ``direction``,
+    ``metric``, ``strategy``, ``seed``, ``max_trials``...). A resume whose space, direction,
+    metric or objective differs from the stored one is refused with the difference; settings
+    that may change (budget, limits, strategy) are stored as a revision.
 
     Example::
 
         study = hs.create_study({"x": hs.uniform(-5, 5)}, name="demo", storage="sqlite:///hs.db")
     """
-    direction = _check_direction(direction)
-    if metric is not None and (not isinstance(metric, str) or not metric):
-        raise HypersearchError(f"metric must be a non-empty string, got {metric!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise HypersearchError(f"seed must be an integer, got {seed!r}")
+    strategy_given, sampler = ({}, None)
+    if "strategy" in settings:
+        strategy_given, sampler = _strategy_settings(settings.pop("strategy"))
+    given = dict(canonical({**settings, **strategy_given}, "python"))
+    name, url = given.pop("name", None), given.pop("storage", None)
     space_obj = None if space is None else as_space(space)
-    sampler = get_sampler(strategy)
-    sampler.check_space(space_obj)
-    store = get_storage(storage)
+    store = get_storage(url)
     if name is None:
         name = f"study-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    elif not isinstance(name, str) or not name.strip():
-        raise HypersearchError(f"name must be a non-empty string, got {name!r}")
-    new_config = {
-        "seed": seed if seed is not None else secrets.randbits(31),
-        "strategy": sampler.name,
-        **(config or {}),
-    }
+    definition = StudyDefinition.build(space_obj, given, sampler=sampler)
     record, created = store.create_study(
-        name, direction, metric, None if space_obj is None else space_obj.to_json_str(), new_config
+        name,
+        definition.direction,
+        definition.metric,
+        None if space_obj is None else space_obj.to_json_str(),
+        definition.to_document(),
     )
-    if not created:
-        _check_resume(record, direction, metric, space_obj)
-        log.info("resuming study %r (%d trials so far) in %s", name, record.n_trials, store.url)
-        if sampler.name != record.config.get("strategy") or (
-            config and any(record.config.get(k) != v for k, v in config.items())
-        ):
-            merged = {**record.config, **(config or {}), "strategy": sampler.name}
-            store.update_study_config(record.id, merged)
-            record = dataclasses.replace(record, config=merged)
-    study_seed = seed if seed is not None else int(record.config.get("seed", 0))
-    return Study(record, store, space_obj, sampler, study_seed)
-
-
-def _check_resume(
-    record: StudyRecord, direction: str, metric: str | None, space: Space | None
-) -> None:
-    problems = []
-    if record.direction != direction:
-        problems.append(f"direction: stored {record.direction}, given {direction}")
-    if record.metric != metric:
-        problems.append(f"metric: stored {record.metric!r}, given {metric!r}")
-    stored_space = None if record.space_json is None else Space.from_json(record.space_json)
-    if stored_space != space:
-        problems.extend(space_difference(stored_space, space))
+    if created:
+        return Study(record, store, definition)
+    stored = _stored_definition(record)
+    problems = space_difference(stored.space, space_obj) if stored.space != space_obj else []
     if problems:
         raise StudyConflictError(
-            f"study {record.name!r} already exists with a different definition:\n  - "
+            f"study {name!r} already exists with a different space:\n  - "
             + "\n  - ".join(problems)
-            + "\nUse another name for a new study, or give the stored definition to resume it."
+            + "\nUse another name for a new study, or give the stored space to resume it."
         )
+    try:
+        revised, changes = stored.revise(given)
+    except StudyConflictError as error:
+        raise StudyConflictError(f"study {name!r}: {error}") from None
+    if sampler is not None:
+        revised = revised.with_sampler(sampler)
+    log.info("resuming study %r (%d trials so far) in %s", name, record.n_trials, store.url)
+    study = Study(record, store, stored)
+    if changes:
+        study._save(revised)
+    else:
+        study._definition = revised
+        study._leases.definition = revised
+    return study
 
 
-def load_study(
-    name: str, storage: str | Storage | None = None, *, strategy: str | Sampler | None = None
-) -> Study:
-    """Open a stored study by name (its space and strategy come from storage)."""
+def _stored_definition(record: StudyRecord) -> StudyDefinition:
+    try:
+        space = None if record.space_json is None else Space.from_json(record.space_json)
+    except SpaceError as error:
+        raise HypersearchError(
+            f"study {record.name!r}: its stored space cannot be read ({error})"
+        ) from None
+    try:
+        return StudyDefinition.from_document(record.config, space)
+    except HypersearchError as error:
+        raise HypersearchError(f"study {record.name!r}: {error}") from None
+
+
+def load_study(name: str, storage: str | Storage | None = None, **settings: Any) -> Study:
+    """Open a stored study by name, with its complete stored definition; settings given here
+    change what may change, as a revision (see `create_study`).
+
+    Example::
+
+        hs.load_study("mnist", "sqlite:///hs.db").optimize()  # runs exactly the stored study
+    """
     store = get_storage(storage)
     record = store.get_study(name)
     if record is None:
@@ -509,11 +513,7 @@ def load_study(
             f"no study named {name!r} in {store.url}"
             + (f"; studies there: {known}" if known else "")
         )
-    try:
-        space = None if record.space_json is None else Space.from_json(record.space_json)
-    except SpaceError as error:
-        raise HypersearchError(
-            f"study {name!r}: its stored space cannot be read ({error})"
-        ) from None
-    sampler = get_sampler(strategy or record.config.get("strategy", "random"))
-    return Study(record, store, space, sampler, int(record.config.get("seed", 0)))
+    study = Study(record, store, _stored_definition(record))
+    if settings:
+        study.revise(**settings)
+    return study

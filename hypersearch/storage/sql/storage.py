@@ -3,7 +3,13 @@
 Concurrency: a claim locks the study row (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
 ``SELECT ... FOR UPDATE``), so budgets and grid points hold across processes and machines.
 Times come from the database clock. Transient errors ("database is locked", a dropped
-connection) are retried with backoff; they are never charged to a trial.
+connection, a server that is down) are retried with the back-off policy of
+hypersearch/storage/retry.py (120 s of patience by default, ``$HYPERSEARCH_STORAGE_PATIENCE``),
+the same for the first open as for a running worker; they are never charged to a trial.
+Storages on one URL share one small connection pool per process (see engines.py).
+
+``SQLStorage(url, create=False)`` opens only a database hypersearch has already written: it
+never creates the SQLite file nor the tables (read-only commands use it).
 """
 
 from __future__ import annotations
@@ -12,9 +18,7 @@ import json
 import logging
 import math
 import os
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -30,10 +34,12 @@ from hypersearch.storage.base import (
     Storage,
     StudyRecord,
     StudySummary,
+    check_study_name,
     host_id,
 )
 from hypersearch.storage.memory import stale_detail
-from hypersearch.storage.sql import schema
+from hypersearch.storage.retry import Backoff, patience_seconds
+from hypersearch.storage.sql import engines, schema
 from hypersearch.storage.sql.schema import metrics, studies, trials
 from hypersearch.trial import FailureReason, FrozenTrial, Outcome, TrialState
 
@@ -42,8 +48,6 @@ T = TypeVar("T")
 
 _SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 _POSTGRES_NOW = "extract(epoch from clock_timestamp())"
-_NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "fuse.sshfs", "9p", "afs"}
-RETRY_SECONDS = 120.0
 
 
 def _dumps(value: Any) -> str:
@@ -51,17 +55,34 @@ def _dumps(value: Any) -> str:
 
 
 class SQLStorage(Storage):
-    """Storage in a SQL database. ``SQLStorage("sqlite:///study.db")`` or a PostgreSQL URL."""
+    """Storage in a SQL database. ``SQLStorage("sqlite:///study.db")`` or a PostgreSQL URL.
 
-    def __init__(self, url: str) -> None:
+    `create=False` refuses a database without hypersearch's tables instead of creating them;
+    `patience` (seconds) overrides the back-off patience of hypersearch/storage/retry.py."""
+
+    def __init__(self, url: str, *, create: bool = True, patience: float | None = None) -> None:
         self.url = url
+        self._create = create
+        self._patience = patience_seconds(patience)
         self._history: dict[int, tuple[dict[int, FrozenTrial], int]] = {}
         self._history_lock = threading.Lock()
-        self._engine = self._create_engine(url)
-        self._sqlite = self._engine.dialect.name == "sqlite"
+        self._shared = engines.acquire(url, create=create)
+        self._release = engines.release_when_collected(self, self._shared)
+        self._sqlite = self._shared.sqlite_path is not None
         self._now = sa.literal_column(_SQLITE_NOW if self._sqlite else _POSTGRES_NOW)
         self._prepare_statements()
-        self._run(self._migrate, write=True, retry_seconds=5.0)
+        try:  # checked on every open (one short transaction): the file may have been replaced
+            self._run(self._migrate, write=True)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def _engine(self) -> Engine:
+        if not self._release.alive:  # used again after close(): take the shared pool again
+            self._shared = engines.acquire(self.url, create=False)
+            self._release = engines.release_when_collected(self, self._shared)
+        return self._shared.engine
 
     def _prepare_statements(self) -> None:
         """Build the hot statements once; each call then only binds values."""
@@ -121,82 +142,6 @@ class SQLStorage(Storage):
 
     # -- connection --------------------------------------------------------------------------
 
-    def _create_engine(self, url: str) -> Engine:
-        try:
-            parsed = sa.engine.make_url(url)
-        except sa.exc.ArgumentError:
-            raise StorageError(
-                f"storage URL {url!r} is not valid; use sqlite:///path.db or "
-                "postgresql://user@host:5432/db"
-            ) from None
-        backend = parsed.get_backend_name()
-        if backend == "sqlite":
-            return self._sqlite_engine(parsed)
-        if backend in ("postgresql", "postgres"):
-            if parsed.drivername in ("postgresql", "postgres"):
-                parsed = parsed.set(drivername="postgresql+psycopg")
-            try:
-                import psycopg  # noqa: F401
-            except ImportError:
-                raise StorageError(
-                    "PostgreSQL storage needs psycopg 3: pip install 'hypersearch[postgres]'"
-                ) from None
-            # no pre-ping: a dropped connection fails the statement, is discarded by the pool
-            # and the work is retried by _run
-            return sa.create_engine(parsed, pool_size=4, max_overflow=4)
-        raise StorageError(
-            f"storage URL {url!r}: unsupported database {backend!r}; use sqlite:///path.db or "
-            "postgresql://..."
-        )
-
-    def _sqlite_engine(self, parsed: sa.engine.URL) -> Engine:
-        path = parsed.database
-        if not path or path == ":memory:":
-            raise StorageError(
-                "an in-memory SQLite database is private to one connection; use storage=None "
-                "for in-memory studies, or sqlite:///path.db for a file"
-            )
-        path = os.path.abspath(os.path.expanduser(path))
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            raise StorageError(f"cannot create the SQLite file {path}: {directory} does not exist")
-        if os.path.exists(path) and not os.access(path, os.W_OK):
-            raise StorageError(
-                f"the SQLite file {path} is read-only; hypersearch needs to write it"
-            )
-        if not os.access(directory, os.W_OK):
-            raise StorageError(
-                f"cannot write in {directory}: SQLite needs to create {os.path.basename(path)} "
-                "and its -wal/-shm files there"
-            )
-        filesystem = _filesystem_type(directory)
-        if filesystem in _NETWORK_FILESYSTEMS:
-            raise StorageError(
-                f"{path} is on a network filesystem ({filesystem}); SQLite's locking is unsafe "
-                "there. Put the file on a local disk or use PostgreSQL for several machines"
-            )
-        engine = sa.create_engine(
-            parsed.set(database=path),
-            connect_args={"timeout": 60.0, "check_same_thread": False},
-            isolation_level="AUTOCOMMIT",  # we issue BEGIN IMMEDIATE ourselves
-            poolclass=sa.pool.QueuePool,
-            pool_size=4,
-            max_overflow=8,
-        )
-
-        @sa.event.listens_for(engine, "connect")
-        def _configure(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout = 60000")
-            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
-            if mode and str(mode[0]).lower() != "wal":
-                log.warning("SQLite could not switch %s to WAL (got %s)", path, mode[0])
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.close()
-
-        return engine
-
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[Connection]:
         """write=True: one transaction holding the write lock (SQLite ``BEGIN IMMEDIATE``).
@@ -218,25 +163,43 @@ class SQLStorage(Storage):
                 with conn.begin():
                     yield conn
 
-    def _run(
-        self, work: Callable[[Connection], T], write: bool, retry_seconds: float = RETRY_SECONDS
-    ) -> T:
-        """Run `work` (in one transaction if `write`), retrying transient errors with backoff.
-        `work` may raise _Abort(result) to roll back and return `result`."""
-        deadline = time.monotonic() + retry_seconds
-        delay = 0.05
+    def _run(self, work: Callable[[Connection], T], write: bool) -> T:
+        """Run `work` (in one transaction if `write`), retrying transient errors with the one
+        back-off policy (retry.py). `work` may raise _Abort(result) to roll back and return
+        `result`."""
+        backoff: Backoff | None = None
         while True:
             try:
                 with self._transaction(write) as conn:
                     return work(conn)
             except _Abort as abort:
                 return abort.result  # type: ignore[no-any-return]
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
-                if _is_permanent(error) or time.monotonic() > deadline:
-                    raise StorageError(f"{self._safe_url()}: {_first_line(error)}") from error
-                log.warning("storage busy or unreachable (%s); retrying", _first_line(error))
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 2.0)
+            except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as error:
+                message = _first_line(error)
+                if self._sqlite and _is_not_a_database(message):
+                    raise self._not_a_database(message) from None
+                if _is_permanent(error):
+                    if not self._create and "does not exist" in message.lower():
+                        raise StorageError(
+                            f"no database at {self._safe_url()} (nothing has run there yet?): "
+                            f"{message}"
+                        ) from None
+                    raise StorageError(f"{self._safe_url()}: {message}") from error
+                if backoff is None:
+                    backoff = Backoff(self._safe_url(), self._patience)
+                if not backoff.wait(message):
+                    raise backoff.give_up(message) from error
+            except sa.exc.DatabaseError as error:  # not IntegrityError & co: callers expect those
+                message = _first_line(error)
+                if self._sqlite and _is_not_a_database(message):
+                    raise self._not_a_database(message) from None
+                raise
+
+    def _not_a_database(self, message: str) -> StorageError:
+        return StorageError(
+            f"{self._shared.sqlite_path} is not an SQLite database ({message}); give the path "
+            "of a hypersearch database or of a new file"
+        )
 
     def _safe_url(self) -> str:
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
@@ -256,10 +219,16 @@ class SQLStorage(Storage):
         current = MigrationContext.configure(conn).get_current_revision()
         if current == script.get_current_head():
             return
+        if current is None and not self._create:
+            raise StorageError(
+                f"no hypersearch database at {self._safe_url()}: it has no hypersearch tables "
+                "(nothing has run there yet?)"
+            )
         if current is not None and current not in {r.revision for r in script.walk_revisions()}:
             raise StorageError(
-                f"{self._safe_url()} was written by a newer hypersearch (schema {current}); "
-                "upgrade hypersearch"
+                f"{self._safe_url()} has schema revision {current!r}, which this hypersearch "
+                "does not know: it was written by a newer hypersearch (upgrade hypersearch) or "
+                "by another application"
             )
         from alembic import command
 
@@ -267,7 +236,8 @@ class SQLStorage(Storage):
         command.upgrade(config, "head")
 
     def close(self) -> None:
-        self._engine.dispose()
+        """Stop using the shared pool; the last storage on this URL closes its connections."""
+        self._release()
 
     # -- studies -------------------------------------------------------------------------------
 
@@ -292,6 +262,8 @@ class SQLStorage(Storage):
         space_json: str | None,
         config: dict[str, Any],
     ) -> tuple[StudyRecord, bool]:
+        check_study_name(name)
+
         def work(conn: Connection) -> tuple[StudyRecord, bool]:
             row = conn.execute(sa.select(studies).where(studies.c.name == name)).first()
             if row is not None:
@@ -319,6 +291,8 @@ class SQLStorage(Storage):
             return self._run(work, write=True)
 
     def get_study(self, name: str) -> StudyRecord | None:
+        check_study_name(name)
+
         def work(conn: Connection) -> StudyRecord | None:
             row = conn.execute(sa.select(studies).where(studies.c.name == name)).first()
             return None if row is None else self._study(row)
@@ -333,6 +307,8 @@ class SQLStorage(Storage):
         return self._run(work, write=False)
 
     def delete_study(self, name: str) -> bool:
+        check_study_name(name)
+
         def work(conn: Connection) -> bool:
             study_id = conn.execute(sa.select(studies.c.id).where(studies.c.name == name)).scalar()
             if study_id is None:
@@ -446,7 +422,17 @@ class SQLStorage(Storage):
             "worker": worker,
         }
 
+        # What the last try wrote, if its COMMIT may have landed unheard (a dropped
+        # connection): the retry returns that trial rather than claim a second one that
+        # nobody would ever finish (our heartbeat would keep its lease alive forever).
+        tried: dict[str, Any] = {}
+
         def new_trial(conn: Connection) -> FrozenTrial | None:
+            if tried:
+                mine = self._claimed_by_last_try(conn, tried, owner)
+                if mine is not None:
+                    return mine
+                tried.clear()
             # optimistic: take the next number and budget slot; roll back if it can't be used
             locked = conn.execute(self._lock_for_new, {"b_study": study_id}).first()
             if locked is None:
@@ -461,6 +447,7 @@ class SQLStorage(Storage):
             if params is None:
                 raise _Abort(None)
             params_json = _dumps(params)
+            tried.update(study_id=study_id, number=number, now=now)
             result = conn.execute(
                 self._insert_trial,
                 {
@@ -491,6 +478,11 @@ class SQLStorage(Storage):
             )
 
         def waiting_trial(conn: Connection) -> FrozenTrial | None:
+            if tried:
+                mine = self._claimed_by_last_try(conn, tried, owner)
+                if mine is not None:
+                    return mine
+                tried.clear()
             locked = self._lock_study(conn, study_id, n_waiting=studies.c.n_waiting - 1)
             if locked.n_waiting < 0:
                 raise _Abort(_NONE_WAITING)  # another worker took the last one
@@ -501,6 +493,7 @@ class SQLStorage(Storage):
                 .limit(1)
             ).scalar_one()
             now = float(locked.now)
+            tried.update(id=waiting, now=now)
             conn.execute(
                 trials.update()
                 .where(trials.c.id == waiting)
@@ -520,9 +513,48 @@ class SQLStorage(Storage):
             if claimed is not _NONE_WAITING:
                 return claimed
 
+    def _claimed_by_last_try(
+        self, conn: Connection, tried: dict[str, Any], owner: str
+    ) -> FrozenTrial | None:
+        """The trial a previous try of this claim committed, if it did: RUNNING under `owner`
+        and started at that try's database time (no other claim has both)."""
+        where = (
+            [trials.c.id == tried["id"]]
+            if "id" in tried
+            else [trials.c.study_id == tried["study_id"], trials.c.number == tried["number"]]
+        )
+        row = conn.execute(
+            sa.select(trials).where(
+                *where,
+                trials.c.owner == owner,
+                trials.c.state == TrialState.RUNNING.value,
+                trials.c.started_at == tried["now"],
+            )
+        ).first()
+        return None if row is None else self._trial(row)
+
     def enqueue(self, study_id: int, flat_params: dict[str, Any]) -> int:
         def work(conn: Connection) -> int:
             return self._insert_waiting(conn, study_id, flat_params, None)
+
+        return self._run(work, write=True)
+
+    def retry(self, study_id: int, number: int) -> int | None:
+        def work(conn: Connection) -> int | None:
+            self._lock_study(conn, study_id)
+            row = conn.execute(
+                sa.select(trials.c.id, trials.c.params_json).where(
+                    trials.c.study_id == study_id,
+                    trials.c.number == number,
+                    trials.c.state == TrialState.FAILED.value,
+                    trials.c.charged.is_(True),
+                )
+            ).first()
+            if row is None:
+                return None
+            conn.execute(trials.update().where(trials.c.id == row.id).values(charged=False))
+            self._lock_study(conn, study_id, n_charged=studies.c.n_charged - 1)
+            return self._insert_waiting(conn, study_id, json.loads(row.params_json), number)
 
         return self._run(work, write=True)
 
@@ -590,10 +622,39 @@ class SQLStorage(Storage):
             "b_attrs": _dumps(user_attrs) if user_attrs else None,
         }
 
+        tries = 0
+
         def work(conn: Connection) -> bool:
-            return conn.execute(self._finish_trial, values).rowcount == 1
+            nonlocal tries
+            tries += 1
+            if conn.execute(self._finish_trial, values).rowcount == 1:
+                return True
+            # a retry after a dropped connection may find our own write already committed:
+            # that is a success, not a lost lease
+            return tries > 1 and self._holds_outcome(conn, trial_id, owner, epoch, outcome)
 
         return self._run(work, write=False)  # one fenced statement: atomic on its own
+
+    def _holds_outcome(
+        self, conn: Connection, trial_id: int, owner: str, epoch: int, outcome: Outcome
+    ) -> bool:
+        row = conn.execute(
+            sa.select(
+                trials.c.owner,
+                trials.c.lease_epoch,
+                trials.c.state,
+                trials.c.value,
+                trials.c.failure_reason,
+            ).where(trials.c.id == trial_id)
+        ).first()
+        if row is None or (row.owner, row.lease_epoch, row.state) != (
+            owner,
+            epoch,
+            outcome.state.value,
+        ):
+            return False
+        stored, given = _nan_as_none(row.value), _nan_as_none(outcome.value)
+        return stored == given and row.failure_reason == outcome.failure_reason
 
     def report(
         self, trial_id: int, owner: str, epoch: int, step: int | None, metrics: dict[str, float]
@@ -615,6 +676,63 @@ class SQLStorage(Storage):
             return sum(conn.execute(self._insert_metric, row).rowcount for row in rows) == len(rows)
 
         return self._run(work, write=len(metrics) > 1)
+
+    def report_many(
+        self, rows: Sequence[tuple[int, str, int, int | None, dict[str, float], float]]
+    ) -> list[bool]:
+        # One transaction: read the leases of the trials named (locked, so none moves before
+        # commit), then insert the rows still leased with few driver-level statements, the
+        # per-row work done in C: SQLite multi-row VALUES, PostgreSQL unnest of arrays. 100k
+        # rows through SQLAlchemy's per-row processing cost ~1.5 s of CPU. Few statements also
+        # matter for threads: sqlite3 releases the GIL per statement and must then win it back
+        # from a busy driver thread (up to the 5 ms switch interval each time).
+        import itertools  # only this method needs these
+        import sqlite3
+
+        rows = list(rows)
+        if not rows:
+            return []
+        ids = sorted({row[0] for row in rows})
+
+        def work(conn: Connection) -> list[bool]:
+            query = sa.select(trials.c.id, trials.c.owner, trials.c.lease_epoch).where(
+                trials.c.id.in_(ids), trials.c.state == TrialState.RUNNING.value
+            )
+            if not self._sqlite:  # SQLite's BEGIN IMMEDIATE already locks everything
+                query = query.with_for_update(read=True)
+            leases = {(r.id, r.owner, r.lease_epoch) for r in conn.execute(query)}
+            ok = [(t, owner, epoch) in leases for t, owner, epoch, *_ in rows]
+            if not leases:
+                return ok
+            now = float(conn.execute(sa.select(self._now)).scalar_one())  # PostgreSQL: Decimal
+            values = [
+                (t, name, step, v, now - max(age, 0.0))
+                for (t, _, _, step, metrics_, age), leased in zip(rows, ok, strict=True)
+                if leased
+                for name, v in metrics_.items()
+            ]
+            if not values:
+                return ok
+            if self._sqlite:
+                # rows per INSERT: 5 bound values each, under SQLite's limit on bound values
+                # (32766 since 3.32, 999 before)
+                per = 6000 if sqlite3.sqlite_version_info >= (3, 32) else 190
+                for start in range(0, len(values), per):
+                    chunk = values[start : start + per]
+                    conn.exec_driver_sql(
+                        "INSERT INTO metrics (trial_id, name, step, value, ts) VALUES "
+                        + ",".join(["(?,?,?,?,?)"] * len(chunk)),
+                        tuple(itertools.chain.from_iterable(chunk)),
+                    )
+            else:
+                conn.exec_driver_sql(
+                    "INSERT INTO metrics (trial_id, name, step, value, ts) SELECT * FROM unnest("
+                    "%s::integer[], %s::text[], %s::integer[], %s::float8[], %s::float8[])",
+                    tuple(map(list, zip(*values, strict=True))),
+                )
+            return ok
+
+        return self._run(work, write=True)
 
     def append_logs(
         self,
@@ -821,26 +939,19 @@ _TAKE_WAITING = object()  # claim found WAITING trials: take one in a second tra
 _NONE_WAITING = object()  # ...but another worker took the last one first
 
 
-def _filesystem_type(directory: str) -> str | None:
-    """The filesystem type of the mount holding `directory` (Linux), or None if unknown."""
-    try:
-        with open("/proc/mounts") as f:
-            mounts = [line.split()[1:3] for line in f if len(line.split()) >= 3]
-    except OSError:
-        return None
-    best = ("", None)
-    real = os.path.realpath(directory)
-    for mount_point, fs_type in mounts:
-        if (real == mount_point or real.startswith(mount_point.rstrip("/") + "/")) and len(
-            mount_point
-        ) > len(best[0]):
-            best = (mount_point, fs_type)
-    return best[1]
-
-
 def _first_line(error: Exception) -> str:
     text = str(getattr(error, "orig", None) or error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _nan_as_none(value: float | None) -> float | None:
+    """SQLite stores NaN as NULL, PostgreSQL as NaN (which equals nothing)."""
+    return None if value is None or math.isnan(value) else value
+
+
+def _is_not_a_database(message: str) -> bool:
+    text = message.lower()
+    return "file is not a database" in text or "disk image is malformed" in text
 
 
 def _is_permanent(error: Exception) -> bool:

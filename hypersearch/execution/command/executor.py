@@ -1,0 +1,463 @@
+"""`CommandExecutor`: runs claimed trials as shell commands, many at once.
+
+It starts up to `capacity` commands (each a `TrialProcess` in its own process group), reads their
+output without blocking, turns metric lines into reports, stores logs with a bounded head and
+tail, enforces timeouts, the search's deadline and stop conditions, and hands GPUs out through
+``CUDA_VISIBLE_DEVICES``. The driver loop treats it like any executor.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hypersearch.execution.command.folders import trial_output_dir
+from hypersearch.execution.command.process import (
+    READ_CHUNK,
+    BoundedLog,
+    TrialProcess,
+    start_error,
+)
+from hypersearch.execution.command.template import CommandTemplate, flatten_values, format_value
+from hypersearch.execution.executors import Finished
+from hypersearch.execution.metric_lines import LineSplitter, MetricParser, StopCondition, aggregate
+from hypersearch.space import Space
+from hypersearch.trial import Decision, FailureReason, FrozenTrial, Outcome, TrialState
+
+log = logging.getLogger("hypersearch.command")
+
+STDERR_TAIL = 40  # lines of stderr quoted in a failure
+
+
+class CommandSink(Protocol):
+    def report_metrics(
+        self, trial: FrozenTrial, step: int | None, metrics: dict[str, float]
+    ) -> Decision | None: ...
+
+    def append_logs(
+        self, trial: FrozenTrial, stream: str, lines: Sequence[tuple[int, str]]
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """Everything the executor needs to run the trials of one study as commands."""
+
+    template: CommandTemplate
+    metric: str = "loss"
+    metric_agg: str = "last"
+    stop_conditions: tuple[StopCondition, ...] = ()
+    timeout: float | None = None  # per trial, seconds
+    deadline: float | None = None  # time.monotonic() when the whole search must end
+    grace: float = 10.0  # seconds between SIGTERM and SIGKILL
+    gpus: tuple[int, ...] | None = None
+    gpus_per_trial: int = 1
+    output_root: str = "hypersearch-runs"
+    study_name: str = "study"
+    cwd: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Run:
+    """One trial while it runs: its process, output readers, logs and metric series."""
+
+    def __init__(self, claimed: FrozenTrial, spec: CommandSpec, gpus: tuple[int, ...]) -> None:
+        self.claimed = claimed
+        self.gpus = gpus
+        self.proc: TrialProcess | None = None
+        self.splitters = {
+            "stdout": LineSplitter(),
+            "stderr": LineSplitter(),
+            "report": LineSplitter(),
+        }
+        self.logs = {"stdout": BoundedLog("stdout"), "stderr": BoundedLog("stderr")}
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
+        names = [spec.metric, *(c.metric for c in spec.stop_conditions)]
+        self.parser = MetricParser(list(dict.fromkeys(names)))
+        self.series: dict[str, list[float]] = {}
+        self.auto_steps: dict[str, int] = {}
+        self.open_streams = 0
+        self.kill_reason: tuple[str, str] | None = None  # (failure reason or "pruned", detail)
+        self.deadline: float | None = None
+        self.started = time.monotonic()
+
+
+class CommandExecutor:
+    """Runs claimed trials as subprocesses; the driver loop treats it like any executor."""
+
+    def __init__(self, spec: CommandSpec, space: Space, sink: CommandSink, capacity: int) -> None:
+        self.spec = spec
+        self.space = space
+        self.sink = sink
+        self._free_gpus: list[int] = list(spec.gpus or [])
+        if spec.gpus is not None:
+            capacity = min(capacity, len(spec.gpus) // spec.gpus_per_trial)
+            if capacity < 1:
+                raise ValueError(
+                    f"--gpus {','.join(map(str, spec.gpus))} has fewer GPUs than "
+                    f"--gpus-per-trial {spec.gpus_per_trial}"
+                )
+        self.capacity = capacity
+        self._runs: list[_Run] = []
+        self._selector = selectors.DefaultSelector()
+        self._ready: list[Finished] = []
+
+    # -- executor interface ------------------------------------------------------------------
+
+    @property
+    def idle(self) -> int:
+        return self.capacity - len(self._runs)
+
+    @property
+    def busy(self) -> int:
+        return len(self._runs) + len(self._ready)
+
+    def running(self) -> list[FrozenTrial]:
+        return [run.claimed for run in self._runs]
+
+    shows_status = True  # a live table of the running commands and their latest metrics
+
+    def status(self) -> list[dict[str, Any]]:
+        """The running trials with their latest metrics, for the live table."""
+        now = time.monotonic()
+        return [
+            {
+                "number": run.claimed.number,
+                "params": dataclasses.replace(run.claimed, space=self.space).display_params(),
+                "metrics": {name: values[-1] for name, values in run.series.items() if values},
+                "seconds": now - run.started,
+            }
+            for run in self._runs
+        ]
+
+    def cancel(self, reason: str) -> None:
+        """End every running command (SIGTERM, SIGKILL after the grace); recorded ``interrupted``."""
+        for run in self._runs:
+            if run.kill_reason is None:
+                run.kill_reason = (FailureReason.INTERRUPTED.value, reason)
+                self._terminate(run)
+
+    def next_worker(self) -> str:
+        host = socket.gethostname()
+        if self.spec.gpus is None:
+            return f"{host}:slot{len(self._runs)}"
+        return f"{host}:gpu{','.join(map(str, self._free_gpus[: self.spec.gpus_per_trial]))}"
+
+    def submit(self, claimed: FrozenTrial) -> None:
+        params = self.space.unflatten(claimed.flat_params)
+        gpus: tuple[int, ...] = ()
+        if self.spec.gpus is not None:
+            gpus = tuple(self._free_gpus[: self.spec.gpus_per_trial])
+            del self._free_gpus[: self.spec.gpus_per_trial]
+        run = _Run(claimed, self.spec, gpus)
+        self._runs.append(run)
+        try:
+            self._start(run, params)
+        except OSError as error:
+            self._end(
+                run,
+                Outcome(
+                    TrialState.FAILED,
+                    failure_reason=FailureReason.EXIT_CODE.value,
+                    failure_detail=start_error(self.spec.template.argv[0], error),
+                ),
+            )
+        except ValueError as error:  # an output folder outside the root; a NUL byte in argv/env
+            self._end(
+                run,
+                Outcome(
+                    TrialState.FAILED,
+                    failure_reason=FailureReason.INFRASTRUCTURE.value,
+                    failure_detail=f"cannot start the command: {error}",
+                ),
+            )
+
+    def wait(self, timeout: float) -> list[Finished]:
+        end = time.monotonic() + timeout
+        while not self._ready and self._runs:
+            now = time.monotonic()
+            self._enforce_deadlines(now)
+            if self._ready:
+                break
+            remaining = min(end, self._next_deadline(now)) - now
+            if remaining <= 0 and now >= end:
+                break
+            for key, _ in self._selector.select(max(remaining, 0.0)):
+                self._read(key.data[0], key.data[1], key.fileobj)  # type: ignore[arg-type]
+            self._flush_heads()
+            if time.monotonic() >= end:
+                break
+        done, self._ready = self._ready, []
+        return done
+
+    def close(self) -> None:
+        for run in list(self._runs):
+            if run.proc is not None:
+                run.proc.signal(signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    run.proc.process.wait(timeout=5)
+            self._close_streams(run)
+        self._runs = []
+        self._selector.close()
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def _start(self, run: _Run, params: Any) -> None:
+        spec = self.spec
+        number = run.claimed.number
+        output_dir = trial_output_dir(spec.output_root, spec.study_name, number)
+        os.makedirs(output_dir, exist_ok=True)
+        params_file = os.path.join(output_dir, "params.json")
+        with open(params_file, "w") as f:
+            json.dump(params, f, indent=2, default=str)
+        env = {
+            **os.environ,
+            **spec.extra_env,
+            "HYPERSEARCH_STUDY": spec.study_name,
+            "HYPERSEARCH_TRIAL": str(number),
+            "HYPERSEARCH_PARAMS_FILE": params_file,
+            "HYPERSEARCH_OUTPUT_DIR": output_dir,
+            "PYTHONUNBUFFERED": "1",  # metric lines arrive as printed, not at exit
+        }
+        for path, value in flatten_values(params).items():
+            env["HS_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", path).upper()] = format_value(value)
+        if spec.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, run.gpus))
+        run.proc = proc = TrialProcess.start(
+            spec.template.render(params), env, spec.cwd, spec.grace
+        )
+        now = time.monotonic()
+        deadlines = [d for d in (spec.deadline, now + spec.timeout if spec.timeout else None) if d]
+        run.deadline = min(deadlines) if deadlines else None
+        for name, stream in (("stdout", proc.process.stdout), ("stderr", proc.process.stderr)):
+            assert stream is not None
+            os.set_blocking(stream.fileno(), False)
+            self._selector.register(stream.fileno(), selectors.EVENT_READ, (run, name))
+            run.open_streams += 1
+        assert proc.report_fd is not None
+        os.set_blocking(proc.report_fd, False)
+        self._selector.register(proc.report_fd, selectors.EVENT_READ, (run, "report"))
+        run.open_streams += 1
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _read(self, run: _Run, stream: str, fd: int) -> None:
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        splitter = run.splitters[stream]
+        lines = splitter.feed(chunk) if chunk else splitter.flush()
+        for line in lines:
+            self._line(run, stream, line)
+        if not chunk:
+            self._selector.unregister(fd)
+            if stream == "report" and run.proc is not None:
+                run.proc.close_report()
+            run.open_streams -= 1
+            if run.open_streams == 0:
+                self._finish(run)
+
+    def _line(self, run: _Run, stream: str, line: str) -> None:
+        if stream == "report":
+            events = run.parser.feed_report(line)
+        else:
+            run.logs[stream].add(line)
+            if stream == "stderr":
+                run.stderr_tail.append(line)
+                return
+            events = run.parser.feed(line)
+        for event in events:
+            values = dict(event.values)
+            steps = {}
+            for name in values:
+                step = event.step if event.step is not None else run.auto_steps.get(name, 0)
+                run.auto_steps[name] = step + 1
+                steps[name] = step
+                run.series.setdefault(name, []).append(values[name])
+            step = event.step if event.step is not None else min(steps.values(), default=None)
+            decision = None
+            try:
+                decision = self.sink.report_metrics(run.claimed, step, values)
+            except Exception as error:  # storage trouble must not kill the trial
+                log.warning("trial %d: metrics not stored: %s", run.claimed.number, error)
+            if decision is not None and decision is not Decision.CONTINUE:
+                self._stop(run, f"the scheduler decided {decision.value.lower()} at step {step}")
+            self._check_stop(run, values)
+
+    def _check_stop(self, run: _Run, values: Mapping[str, float]) -> None:
+        if run.kill_reason is not None:
+            return
+        for condition in self.spec.stop_conditions:
+            value = values.get(condition.metric)
+            if value is not None and condition.holds(value):
+                self._stop(
+                    run,
+                    f"stop condition '{condition.metric} {condition.op} {condition.value:g}' "
+                    f"met ({condition.metric} = {value:g})",
+                )
+                return
+
+    def _stop(self, run: _Run, why: str) -> None:
+        """End a trial early: PRUNED with its curve, the process group terminated."""
+        if run.kill_reason is None:
+            run.kill_reason = ("pruned", why)
+            self._terminate(run)
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def _next_deadline(self, now: float) -> float:
+        times = [now + 1.0]  # wake up now and then to flush tails
+        for run in self._runs:
+            if run.kill_reason is None and run.deadline is not None:
+                times.append(run.deadline)
+            if run.proc is not None and run.proc.kill_at is not None:
+                times.append(run.proc.kill_at)
+        return min(times)
+
+    def _enforce_deadlines(self, now: float) -> None:
+        for run in list(self._runs):
+            if run.kill_reason is None and run.deadline is not None and now >= run.deadline:
+                search = self.spec.deadline is not None and run.deadline == self.spec.deadline
+                run.kill_reason = (
+                    FailureReason.TIMEOUT.value,
+                    "the search reached --max-time"
+                    if search
+                    else f"ran past --timeout {self.spec.timeout:g}s",
+                )
+                self._terminate(run)
+            if run.proc is not None:
+                run.proc.kill_if_due(now)
+
+    def _terminate(self, run: _Run) -> None:
+        if run.proc is not None:
+            run.proc.terminate(self.spec.grace)
+
+    def _flush_heads(self) -> None:
+        for run in self._runs:
+            for output in run.logs.values():
+                head = output.take_head()
+                if head:
+                    self._store_logs(run, output.name, head)
+
+    def _store_logs(self, run: _Run, stream: str, rows: list[tuple[int, str]]) -> None:
+        try:
+            self.sink.append_logs(run.claimed, stream, rows)
+        except Exception as error:  # storage trouble must not kill the trial
+            log.warning("trial %d: %s lines not stored: %s", run.claimed.number, stream, error)
+
+    def _finish(self, run: _Run) -> None:
+        assert run.proc is not None
+        code = run.proc.process.wait()
+        run.proc.signal(signal.SIGKILL)  # leftovers of the group (daemons, workers)
+        for output in run.logs.values():
+            rows = output.take_head() + output.take_tail()
+            if rows:
+                self._store_logs(run, output.name, rows)
+        error = run.proc.start_failure()
+        if error is not None:
+            outcome = Outcome(
+                TrialState.FAILED,
+                failure_reason=FailureReason.EXIT_CODE.value,
+                failure_detail=start_error(self.spec.template.argv[0], error),
+            )
+        else:
+            outcome = self._outcome(run, code)
+        self._end(run, outcome)
+
+    def _outcome(self, run: _Run, code: int) -> Outcome:
+        spec = self.spec
+        metrics = {name: values[-1] for name, values in run.series.items() if values}
+        series = run.series.get(spec.metric, [])
+        value = aggregate(series, spec.metric_agg) if series else None
+        stderr = "\n".join(run.stderr_tail)
+        if run.kill_reason is not None:
+            reason, detail = run.kill_reason
+            if reason == "pruned":
+                return Outcome(
+                    TrialState.PRUNED,
+                    value if value is not None and not math.isnan(value) else None,
+                    metrics,
+                    None,
+                    detail,
+                )
+            return Outcome(TrialState.FAILED, None, metrics, reason, _with_stderr(detail, stderr))
+        if code != 0:
+            how = (
+                f"killed by signal {_signal_name(-code)}"
+                if code < 0
+                else f"exited with code {code}"
+            )
+            return Outcome(
+                TrialState.FAILED,
+                None,
+                metrics,
+                FailureReason.EXIT_CODE.value,
+                _with_stderr(f"the command {how}", stderr),
+            )
+        if value is None:
+            return Outcome(
+                TrialState.FAILED,
+                None,
+                metrics,
+                FailureReason.NO_METRIC.value,
+                f"the command exited 0 but printed no value for '{spec.metric}'; print a line "
+                f"such as '{spec.metric}=0.123' or call hypersearch.report({spec.metric}=...)",
+            )
+        if math.isnan(value):
+            return Outcome(
+                TrialState.FAILED,
+                None,
+                metrics,
+                FailureReason.INVALID_VALUE.value,
+                f"'{spec.metric}' was NaN ({spec.metric_agg} of {len(series)} values)",
+            )
+        return Outcome(TrialState.COMPLETE, value, metrics)
+
+    def _end(self, run: _Run, outcome: Outcome) -> None:
+        self._close_streams(run)
+        if run in self._runs:
+            self._runs.remove(run)
+        self._free_gpus.extend(run.gpus)
+        self._free_gpus.sort()
+        self._ready.append(Finished(run.claimed, outcome))
+
+    def _close_streams(self, run: _Run) -> None:
+        proc = run.proc
+        if proc is None:
+            return
+        for stream in (proc.process.stdout, proc.process.stderr):
+            if stream is not None:
+                with contextlib.suppress(KeyError, ValueError):  # ValueError: already closed
+                    self._selector.unregister(stream.fileno())
+        if proc.report_fd is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(proc.report_fd)
+        proc.close()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal has no name
+        return f"number {number}"
+
+
+def _with_stderr(detail: str, stderr: str) -> str:
+    return f"{detail}\n--- last lines of stderr ---\n{stderr}" if stderr.strip() else detail

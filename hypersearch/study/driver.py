@@ -1,0 +1,347 @@
+"""The driver: claim trials, hand them to an executor, record results, stop on time (not public).
+
+One loop serves every executor, through the protocol of execution/protocol.py. `Study.optimize`,
+the CLI and (later) `hypersearch worker` all run this loop; `Study` itself only asks and tells.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from hypersearch.execution.executors import Finished
+from hypersearch.execution.leases import LeaseKeeper, sweep
+from hypersearch.execution.protocol import Executor, TrialSetup, make_executor
+from hypersearch.storage.base import make_owner
+from hypersearch.study.progress import Progress, choose_style
+from hypersearch.study.schema import jobs_here
+from hypersearch.trial import FailureReason, FrozenTrial, Outcome, TrialState
+
+if TYPE_CHECKING:
+    from hypersearch.execution.reports import ReportBuffer
+    from hypersearch.storage import Storage
+    from hypersearch.study.definition import StudyDefinition
+    from hypersearch.study.study import Study
+
+log = logging.getLogger("hypersearch")
+SUMMARY_EVERY = 0.5  # seconds between storage summaries for target/patience/progress
+_owner_lock = threading.Lock()
+_owner: tuple[int, str] | None = None
+# Endings that were not the configuration's fault, by the retry_on word that re-runs them.
+_RETRYABLE = {
+    FailureReason.INTERRUPTED.value: "interrupted",
+    FailureReason.STALE.value: "stale",
+    FailureReason.INFRASTRUCTURE.value: "infrastructure",
+    FailureReason.CRASHED.value: "crashed",
+}
+
+
+def process_owner() -> str:
+    """The lease owner id of this process (made again after a fork)."""
+    global _owner
+    with _owner_lock:
+        if _owner is None or _owner[0] != os.getpid():
+            _owner = (os.getpid(), make_owner())
+        return _owner[1]
+
+
+class Leases:
+    """Claims and finishes trials of one study under this process's lease, and keeps the
+    leases renewed (and stale trials swept) while any is held."""
+
+    def __init__(self, storage: Storage, study_id: int, definition: StudyDefinition) -> None:
+        self.storage, self.study_id = storage, study_id
+        self.definition = definition
+        self._keeper: LeaseKeeper | None = None
+        self._lock = threading.Lock()
+
+    def _ensure_keeper(self) -> None:
+        with self._lock:
+            if self._keeper is None:
+                self._keeper = LeaseKeeper(
+                    self.storage, process_owner(), self.definition.lease_seconds, self.sweep
+                )
+
+    def sweep(self) -> list[int]:
+        """Fail trials of dead workers now (and re-queue them, as the retry policy says)."""
+        swept = sweep(self.storage, self.study_id)
+        if "stale" in self.definition.retry_on:
+            for number in swept:
+                self._retry(number, FailureReason.STALE.value)
+        return swept
+
+    def requeue_lost(self) -> list[int]:
+        """Re-queue failures that were recorded but never re-queued: failing a trial and
+        re-queuing it are two writes, and a driver killed between them leaves a FAILED
+        (interrupted, stale...) trial charged to the budget with no re-run. Run at the start of
+        every run; the new numbers."""
+        failed = [
+            t
+            for t in self.storage.get_trials(self.study_id, [TrialState.FAILED])
+            if _RETRYABLE.get(t.failure_reason or "") in self.definition.retry_on
+        ]
+        if not failed:
+            return []
+        trials = {t.number: t for t in self.storage.get_trials(self.study_id)}
+        rerun = {t.parent_number for t in trials.values() if t.parent_number is not None}
+        queued = []
+        for trial in failed:
+            if trial.number in rerun:
+                continue
+            attempts, parent = 0, trial.parent_number
+            while parent is not None and parent in trials and attempts < 1000:
+                attempts, parent = attempts + 1, trials[parent].parent_number
+            if attempts >= self.definition.retries:
+                continue  # exhausted: said so when it failed
+            again = self.storage.retry(self.study_id, trial.number)
+            if again is not None:
+                queued.append(again)
+                log.warning(
+                    "trial %d was %s but not re-queued (its driver stopped first); its "
+                    "parameters run again as trial %d", trial.number, trial.failure_reason, again,
+                )
+        return queued
+
+    def claim(self, propose: Any, uses_history: bool, worker: str | None) -> FrozenTrial | None:
+        self._ensure_keeper()
+        return self.storage.claim(
+            self.study_id,
+            process_owner(),
+            propose=propose,
+            uses_history=uses_history,
+            max_trials=self.definition.max_trials,
+            lease_seconds=self.definition.lease_seconds,
+            worker=worker,
+        )
+
+    def finish(self, finished: Finished) -> bool:
+        """Write a finished trial under its lease; re-queue it when the retry policy says so.
+        A late result (lease lost) is logged, not raised."""
+        claimed, outcome = finished.trial, finished.outcome
+        written = self.storage.finish(
+            claimed.id,  # type: ignore[arg-type]
+            claimed.owner or "",
+            claimed.lease_epoch,
+            outcome,
+            flat_params=finished.flat_params,
+            distributions=finished.distributions,
+            user_attrs=finished.user_attrs,
+        )
+        if not written:
+            log.warning(
+                "trial %d finished after its lease was taken over (it was marked stale); "
+                "its late result %s is not recorded",
+                claimed.number,
+                outcome.value if outcome.value is not None else outcome.state.value,
+            )
+        elif outcome.state is TrialState.FAILED:
+            word = _RETRYABLE.get(outcome.failure_reason or "")
+            if word is not None and word in self.definition.retry_on:
+                self._retry(claimed.number, word)
+        return written
+
+    def _retry(self, number: int, why: str) -> None:
+        attempts = self._attempts(number)
+        if attempts >= self.definition.retries:
+            log.warning(
+                "trial %d was %s; not re-run: its parameters already ran %d time(s) "
+                "(retries=%d)", number, why, attempts + 1, self.definition.retries,
+            )
+            return
+        again = self.storage.retry(self.study_id, number)
+        if again is not None:
+            log.warning(
+                "trial %d was %s (not the configuration's fault); its parameters run again as "
+                "trial %d (retry %d of %d)", number, why, again, attempts + 1,
+                self.definition.retries,
+            )
+
+    def _attempts(self, number: int) -> int:
+        """How many earlier trials ran these parameters before trial `number`."""
+        count, trial = 0, self.storage.get_trial(self.study_id, number)
+        while trial is not None and trial.parent_number is not None and count < 1000:
+            count += 1
+            trial = self.storage.get_trial(self.study_id, trial.parent_number)
+        return count
+
+    def close(self) -> None:
+        """Stop renewing leases (trials still running will go stale)."""
+        with self._lock:
+            if self._keeper is not None:
+                self._keeper.stop()
+                self._keeper = None
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+
+def run(
+    study: Study,
+    objective: Any,
+    executor: str | Executor | None,
+    verbose: bool,
+) -> str | None:
+    """Run trials of `study` until a limit of its definition holds; the reason it stopped."""
+    definition = study.definition
+    deadline = None if definition.max_time is None else time.monotonic() + definition.max_time
+    leases = study._leases
+    reports = study._report_buffer()
+    setup = TrialSetup(
+        study_name=study.name,
+        space=study.space,
+        metric=study.metric,
+        n_jobs=jobs_here(definition.n_jobs),
+        deadline=deadline,
+        trial_timeout=definition.trial_timeout,
+        grace=definition.grace,
+        sink=reports,
+    )
+    chosen = executor if executor is not None else definition.executor
+    running_executor = make_executor(objective, chosen, setup)
+    study._clear_stop()  # a stop request ends the run it was made for, not a later one
+    leases.sweep()  # a resume reclaims trials of dead workers at once
+    leases.requeue_lost()  # and re-queues failures its predecessor did not live to re-queue
+    progress = Progress(study, definition, choose_style(verbose, running_executor.shows_status))
+    stop = _Stop()
+    failures = 0
+    goals = _Goals(study, definition)
+    last_summary = time.monotonic()
+    log.info(
+        "study %r: %s search, budget %s, %d job(s), storage %s",
+        study.name,
+        study.sampler.name,
+        definition.max_trials if definition.max_trials is not None else "unlimited",
+        jobs_here(definition.n_jobs),
+        study.storage.url,
+    )
+    try:
+        while True:
+            while stop.reason is None and running_executor.idle:
+                if deadline is not None and time.monotonic() >= deadline:
+                    stop.set("max_time reached")
+                    break
+                claimed = leases.claim(
+                    study._propose, study.sampler.uses_history, running_executor.next_worker()
+                )
+                if claimed is None:
+                    stop.set(
+                        "budget spent"
+                        if definition.max_trials is not None
+                        else "search space exhausted"
+                    )
+                    break
+                running_executor.submit(claimed)
+            if not running_executor.busy:
+                break
+            for finished in running_executor.wait(timeout=0.2):
+                reports.flush(finished.trial)  # the curve is complete when the trial is
+                leases.finish(finished)
+                outcome = finished.outcome
+                goals.observe(outcome, stop)
+                progress.finished(finished)
+                if outcome.state is TrialState.FAILED:
+                    failures += 1
+                    log.info(
+                        "trial %d failed (%s): %s",
+                        finished.trial.number,
+                        outcome.failure_reason,
+                        (outcome.failure_detail or "").strip().splitlines()[0:1],
+                    )
+            if definition.max_failures is not None and failures >= definition.max_failures:
+                stop.set(f"{failures} failed trials (max_failures={definition.max_failures})")
+            now = time.monotonic()
+            if now - last_summary >= SUMMARY_EVERY:  # other workers' progress, for all to see
+                last_summary = now
+                summary = study.summary()
+                progress.update(summary, running_executor.status())
+                goals.merge(summary, stop)
+                if study.stop_requested():
+                    stop.set("stop requested")
+                    running_executor.cancel("the study was asked to stop")
+    except KeyboardInterrupt:
+        stop.set("interrupted")
+        _abandon(leases, reports, running_executor, "interrupted by the user (Ctrl-C)")
+        raise
+    except BaseException:
+        _abandon(leases, reports, running_executor, "the driver stopped on an error")
+        raise
+    finally:
+        running_executor.close()
+        study._close_reports()  # the last rows are written while the leases still hold
+        leases.close()  # stop renewing leases: nothing of ours runs any more
+        progress.close(stop.reason)
+    log.info("study %r stopped: %s", study.name, stop.reason)
+    return stop.reason
+
+
+class _Goals:
+    """Target and patience, tracked from this driver's results at once and from the storage
+    summary (every worker's results) periodically."""
+
+    def __init__(self, study: Study, definition: StudyDefinition) -> None:
+        self.target, self.patience = definition.target, definition.patience
+        self.sign = 1.0 if study.direction == "minimize" else -1.0
+        self.best: float | None = None
+        self.since_best = 0
+        if self.target is not None or self.patience is not None:
+            self.merge(study.summary(), _Stop())
+
+    def _better(self, value: float) -> bool:
+        return self.best is None or self.sign * value < self.sign * self.best
+
+    def observe(self, outcome: Outcome, stop: _Stop) -> None:
+        if outcome.state is not TrialState.COMPLETE or outcome.value is None:
+            return
+        if self._better(outcome.value):
+            self.best, self.since_best = outcome.value, 0
+        else:
+            self.since_best += 1
+        self._check(stop)
+
+    def merge(self, summary: Any, stop: _Stop) -> None:
+        if summary.best_value is not None and (
+            self.best is None or self._better(summary.best_value)
+        ):
+            self.best, self.since_best = summary.best_value, summary.complete_since_best
+        elif summary.best_value == self.best:
+            self.since_best = max(self.since_best, summary.complete_since_best)
+        self._check(stop)
+
+    def _check(self, stop: _Stop) -> None:
+        if (
+            self.target is not None
+            and self.best is not None
+            and self.sign * self.best <= self.sign * self.target
+        ):
+            stop.set(f"target {self.target} reached (best {self.best:.6g})")
+        if self.patience is not None and self.since_best >= self.patience:
+            stop.set(f"no improvement in {self.patience} completed trials (patience)")
+
+
+def _abandon(leases: Leases, reports: ReportBuffer, executor: Executor, why: str) -> None:
+    """Record trials still running when the driver stops abnormally, so none stays RUNNING."""
+    executor.cancel(why)
+    for claimed in executor.running():
+        try:
+            reports.flush(claimed)
+            leases.finish(
+                Finished(
+                    claimed,
+                    Outcome(
+                        TrialState.FAILED,
+                        failure_reason=FailureReason.INTERRUPTED.value,
+                        failure_detail=why,
+                    ),
+                )
+            )
+        except Exception as error:  # the lease will expire and the trial be swept as stale
+            log.warning("could not record trial %d as interrupted: %s", claimed.number, error)
