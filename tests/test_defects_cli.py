@@ -193,3 +193,40 @@ def test_defect_resume_keeps_the_grid_resolution(tmp_path: Path) -> None:
     assert len(study.trials) == 3
     assert cli(tmp_path, "resume", "r").returncode == 0
     assert len(study.trials) == 3  # the stored 3-point grid is exhausted; no default grid
+
+
+def test_defect_grid_resolution_applies_to_integer_ranges(tmp_path: Path) -> None:
+    result = cli(tmp_path, "grid", "--resolution", "4", "--name", "ints",
+                 "--param", "n=1:1000:log:int", *SQUARE[:-1], ":n:")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    study = hs.load_study("ints", f"sqlite:///{tmp_path}/hs.db")
+    assert sorted(t.params["n"] for t in study.trials) == [1, 10, 100, 1000]
+    assert hs.integer(0, 100, step=10).grid(3) == [0, 50, 100]
+    assert hs.integer(1, 3).grid(5) == [1, 2, 3]  # never more values than the range has
+
+
+def test_defect_grid_errors_say_how_to_fix_them_on_every_surface(tmp_path: Path) -> None:
+    result = cli(tmp_path, "grid", "--param", "x=0.0:1.0", *SQUARE)
+    assert result.returncode == 2
+    for form in ("--resolution N", "hs.Grid(resolution=N)", "strategy_options: {resolution: N}"):
+        assert form in result.stderr
+
+
+def test_defect_crashed_trials_are_retried_when_the_policy_says_so() -> None:
+    study = hs.create_study({"x": hs.uniform(0, 1)}, retry_on=["crashed"], retries=1)
+    study.optimize(_exit_on_first_try, max_trials=2, executor="process", verbose=False)
+    trials = study.trials
+    crashed = [t for t in trials if t.failure_reason == "crashed"]
+    assert crashed and all(
+        any(t.parent_number == c.number and t.state is hs.TrialState.COMPLETE for t in trials)
+        for c in crashed
+    )
+    assert sum(t.state is hs.TrialState.COMPLETE for t in trials) == 2
+
+
+def _exit_on_first_try(params: dict[str, Any], trial: hs.Trial) -> float:
+    marker = Path(os.environ.get("TMPDIR", "/tmp")) / f"hs-crash-{os.getppid()}-{params['x']}"
+    if not marker.exists():
+        marker.write_text("crashed once")
+        os._exit(3)
+    return float(params["x"])

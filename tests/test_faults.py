@@ -216,9 +216,10 @@ def kill_and_resume(
                 ) from None
             assert code == 0, f"run {scenario.runs} exited {code}\n{_tail(err)}"
             break
-        # Half the kills land at a random moment from the start (imports, migrations, resume,
-        # sweep, starting workers...), half while trials are in flight.
-        if done % 2 == 0:
+        # Kills come in pairs (one of each signal); pairs alternate between landing while
+        # trials are in flight and at a random moment from the start (imports, migrations,
+        # resume and sweep, starting workers...).
+        if (done // 2) % 2 == 1:
             time.sleep(rng.uniform(0.3, 2.5))
         else:
             deadline = time.monotonic() + 60
@@ -340,7 +341,8 @@ CASES = [
 
 @pytest.mark.parametrize(("kind", "n_jobs"), CASES)
 def test_kill_driver_at_random_and_resume(tmp_path: Path, kind: str, n_jobs: int) -> None:
-    """CI: 2 kills (one SIGINT, one SIGKILL) per case, then resume to the exact budget."""
+    """CI: 2 kills per case (a SIGINT and a SIGKILL while trials run), then resume to the exact
+    budget; kills early in a run (imports, migrations, resume) are in the slow variant."""
     max_trials = 6 if n_jobs == 1 else 12
     scenario = kill_and_resume(tmp_path, kind, n_jobs, max_trials, kills=2, seed=1)
     print(scenario.line())
@@ -383,7 +385,8 @@ def test_resume_requeues_failure_left_without_its_rerun(tmp_path: Path, reason: 
         assert swept == [asked.number]
     else:  # what Leases.finish writes before its retry
         outcome = Outcome(TrialState.FAILED, failure_reason=reason, failure_detail="killed")
-        assert study.storage.finish(claimed.id, claimed.owner, claimed.lease_epoch, outcome)  # type: ignore[arg-type]
+        assert claimed.id is not None
+        assert study.storage.finish(claimed.id, claimed.owner, claimed.lease_epoch, outcome)
     study.close()
 
     seen: list[float] = []
@@ -437,6 +440,78 @@ def test_inprocess_interrupt_leaves_no_trial_running(
     )
     assert calls[0] == interrupted.params["x"], "the interrupted configuration runs first"
     check_study(tmp_path / "i.db", 4)
+
+
+def test_interrupt_while_recording_a_result_leaves_no_trial_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after the executor handed a result back but before the driver wrote it (while
+    its reports are flushed, or the write waits on the database): the executor no longer lists
+    the trial as running, so the driver must still record it (with its real outcome)."""
+    from hypersearch.study import driver
+
+    finish = driver.Leases.finish
+    interrupted: list[int] = []
+
+    def finish_once_interrupted(self: driver.Leases, finished: Any) -> bool:
+        if not interrupted:
+            interrupted.append(finished.trial.number)
+            raise KeyboardInterrupt
+        return finish(self, finished)
+
+    monkeypatch.setattr(driver.Leases, "finish", finish_once_interrupted)
+    url = f"sqlite:///{tmp_path}/w.db"
+    with pytest.raises(KeyboardInterrupt):
+        hs.minimize(
+            lambda p: (p["x"] - 0.25) ** 2,
+            {"x": hs.uniform(-1.0, 1.0)},
+            max_trials=3,
+            name=NAME,
+            storage=url,
+            seed=0,
+            verbose=False,
+        )
+    trials = hs.load_study(NAME, url).trials
+    assert interrupted == [0]
+    assert [t.state for t in trials] == [TrialState.COMPLETE], "it ran to its end: recorded"
+
+
+def test_interrupt_just_after_a_claim_leaves_no_trial_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGINT that arrives once the claim has committed, while the storage is still
+    returning (seen in the slow test: KeyboardInterrupt in SQLAlchemy's connection check-in
+    after COMMIT): the driver must learn of the trial and record it as interrupted."""
+    from hypersearch.storage.sql import SQLStorage
+
+    claim = SQLStorage.claim
+    signalled: list[int] = []
+
+    def claim_then_ctrl_c(self: SQLStorage, *args: Any, **kwargs: Any) -> Any:
+        claimed = claim(self, *args, **kwargs)
+        if claimed is not None and claimed.number == 1 and not signalled:
+            signalled.append(claimed.number)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # Python runs the signal handler here
+        return claimed
+
+    monkeypatch.setattr(SQLStorage, "claim", claim_then_ctrl_c)
+    url = f"sqlite:///{tmp_path}/c.db"
+    with pytest.raises(KeyboardInterrupt):
+        hs.minimize(
+            lambda p: (p["x"] - 0.25) ** 2,
+            {"x": hs.uniform(-1.0, 1.0)},
+            max_trials=3,
+            name=NAME,
+            storage=url,
+            seed=0,
+            verbose=False,
+        )
+    trials = hs.load_study(NAME, url).trials
+    assert signalled == [1]
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAILED, TrialState.WAITING]
+    assert trials[1].failure_reason == FailureReason.INTERRUPTED.value
+    assert trials[2].parent_number == 1 and trials[2].params == trials[1].params
 
 
 def test_inprocess_exception_is_a_failed_trial(tmp_path: Path) -> None:

@@ -514,6 +514,126 @@ def test_fuzz_feed_near_misses(tokens: list[str]) -> None:
         assert event.values
 
 
+_LINE_TOKENS = [
+    "loss", "val_loss", "keras/acc", "acc", "step", "Step", "epoch", "Epoch", "steps", "a.b",
+    "=", ":", " = ", " ", "\t", "\x0c", "'", '"', "0.5", "-1e-3", "1e400", "7", "nan", "-inf",
+    "Infinity", "ınf", "5x", "1.2.3", "/", "-", "3/10", "{", "}", '{"loss": 0.5}',
+    '{"step": 2, "acc": 1}', '{"metric": "loss", "value": 2}', '{"metrics": {"acc": "nan"}}',
+    "[1, 2]", "@hypersearch", '@hypersearch {"metrics": {"loss": 1}}', "\r", "\n", "\x1b[31m",
+    "\x1b[0m", "ſtep", "１",
+]  # fmt: skip
+_DECLARED = [
+    ["loss"],
+    ["loss", "val_loss"],
+    ["keras/acc"],
+    ["keras/acc", "acc", "loss"],
+    ["step_rate"],
+    ["Epochs"],
+    ["a.b", "loss"],
+    [],
+]
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.lists(st.sampled_from(_LINE_TOKENS), max_size=8).map("".join), max_size=12),
+    st.sampled_from(_DECLARED),
+)
+def test_fuzz_feed_lines_is_feed_of_each_line(lines: list[str], declared: list[str]) -> None:
+    """The executor's batch path (fast paths included) gives exactly what feed gives."""
+    one_by_one, batched = MetricParser(declared), MetricParser(declared)
+    expected = [event for line in lines for event in one_by_one.feed(line)]
+    assert repr(batched.feed_lines(lines)) == repr(expected)  # repr: NaN != NaN
+    assert batched._epoch == one_by_one._epoch  # the Keras header state too
+
+
+_FAST_SHAPED = [
+    "loss=0.5",
+    " loss : 1e-3\t",
+    "loss=nan",
+    "acc=1",
+    "keras/acc=2",
+    "val_loss=3",
+    "loss=5x",
+    "loss=",
+    "Epoch 2/3",
+    "loss=1\r",
+    "loss=1\nloss=2",
+    "loss=\n1",
+    "",
+    " ",
+    "x" * LINE_CAP + "loss=4",
+    "loss=" + "9" * LINE_CAP,
+    b"loss=3",
+    '{"loss": 1}',
+]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(_FAST_SHAPED), min_size=3, max_size=12),
+    st.sampled_from(_DECLARED),
+)
+def test_fuzz_scan_bulk_path_is_feed_of_each_line(
+    lines: list[str | bytes], declared: list[str]
+) -> None:
+    """Chunks of (mostly) lone name=value lines: the one-findall path for a whole chunk."""
+    one_by_one, batched = MetricParser(declared), MetricParser(declared)
+    expected = [event for line in lines for event in one_by_one.feed(line)]
+    assert repr(batched.feed_lines(lines)) == repr(expected)  # repr: NaN != NaN
+    again = [e for _ in range(5) for e in one_by_one.feed(lines[0])]
+    assert repr(batched.feed_lines(lines[:1] * 5)) == repr(again)
+
+
+_JSON_PARTS = ['{"', "step", "epoch", "loss", "keras/acc", "acc", "metric", "metrics", '": ']
+_JSON_PARTS += ["0", "01", "7", "-1", "1e400", "1" * 30, "0.5", "2.0", "-0.0", "1E-3", "NaN"]
+_JSON_PARTS += ["Infinity", ", ", ",", "}", " }", '"x"', "true", "\\u006c", "{}", "[]"]
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.sampled_from(["step", "epoch", "steps"]),
+                st.sampled_from(["0", "3", "01", "-1", "2.0", "1" * 19]),
+                st.sampled_from(["loss", "acc", "step", "epoch", "metric", "a.b/c-d", "1x"]),
+                st.sampled_from(["0.5", "-1", "1e400", "1" * 30, "NaN", "-0.0", "1.", ".5"]),
+            ).map(lambda t: f'{{"{t[0]}": {t[1]}, "{t[2]}": {t[3]}}}'),
+            st.lists(st.sampled_from(_JSON_PARTS), max_size=10).map("".join),
+        ),
+        max_size=8,
+    ),
+    st.sampled_from(_DECLARED),
+)
+def test_fuzz_json_fast_path_is_feed_of_each_line(lines: list[str], declared: list[str]) -> None:
+    one_by_one, batched = MetricParser(declared), MetricParser(declared)
+    expected = [event for line in lines for event in one_by_one.feed(line)]
+    assert repr(batched.feed_lines(lines)) == repr(expected)  # repr: NaN != NaN
+
+
+def test_feed_lines_fast_path_shapes() -> None:
+    parser = MetricParser(["loss", "keras/acc", "acc"])
+    lines = ["loss=0.5", "  loss : 1e-3 ", "'loss': 2", "acc=0.9", "loss=5x", "loss=1\r"]
+    lines += [b"loss=0.25", "x" * (LINE_CAP + 1) + " loss=3", "Epoch 4/9", "loss=0.125"]
+    expected = [e for line in lines for e in MetricParser(["loss", "keras/acc", "acc"]).feed(line)]
+    got = parser.feed_lines(lines)
+    assert [(e.step, e.values) for e in got] == [
+        (None, {"loss": 0.5}),
+        (None, {"loss": 0.001}),
+        (None, {"loss": 2.0}),
+        (None, {"acc": 0.9, "keras/acc": 0.9}),
+        (None, {"loss": 1.0}),  # what the terminal shows of "loss=1\r"
+        (None, {"loss": 0.25}),
+        (4, {"loss": 0.125}),  # the header before it counts
+    ]
+    assert got[:-1] == expected[:-1] and expected[-1].step is None  # fed alone: no header
+    # a name that starts like a step key takes the general path: "step2=0.5" gives step 2
+    assert MetricParser(["step2"]).feed_lines(["step2=0.5"]) == [
+        MetricEvent(2, {"step2": 0.5}, "plain")
+    ]
+
+
 # -- LineSplitter -------------------------------------------------------------------------------
 
 
@@ -586,6 +706,57 @@ def test_fuzz_splitter(chunks: list[bytes], cap: int) -> None:
     got = [line for chunk in chunks for line in splitter.feed(chunk)] + splitter.flush()
     expected = [terminal_line(p.decode("utf-8", errors="replace")) for p in whole.split(b"\n")]
     assert got == [line for line in expected if line]
+
+
+def _reference_split(chunks: list[bytes], cap: int) -> list[str]:
+    """LineSplitter as it was before its fast path: part by part."""
+    buffer, after_cr, out = bytearray(), False, []
+    for chunk in chunks:
+        parts = chunk.split(b"\n")
+        for i, part in enumerate(parts):
+            if part:
+                body = part.rstrip(b"\r")
+                if body:
+                    cut = body.rfind(b"\r")
+                    if cut >= 0 or after_cr:
+                        buffer = bytearray()
+                    room = cap - len(buffer)
+                    if room > 0:
+                        buffer += body[cut + 1 : cut + 1 + room]
+                after_cr = len(body) < len(part) or (after_cr and not body)
+            if i < len(parts) - 1:
+                if buffer:
+                    out.append(buffer.decode("utf-8", errors="replace"))
+                buffer, after_cr = bytearray(), False
+    if buffer:
+        out.append(buffer.decode("utf-8", errors="replace"))
+    return out
+
+
+_SPLIT_TOKENS = [
+    b"loss=0.5",
+    b"\n",
+    b"\n\n",
+    b"\r",
+    b"\r\n",
+    b"\xff",
+    b"\xce",
+    b"\xbb",
+    b"\xe2\x82",
+]
+_SPLIT_TOKENS += [b"\xf0\x9f\x98", b"\xf0\x9f\x98\x80", "λ".encode(), b"x" * 30, b" "]
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.lists(st.sampled_from(_SPLIT_TOKENS), max_size=12).map(b"".join), max_size=8),
+    st.sampled_from([1, 3, 8, 40, 64, LINE_CAP]),
+)
+def test_fuzz_splitter_matches_part_by_part_reference(chunks: list[bytes], cap: int) -> None:
+    """The whole-chunk fast path gives what splitting part by part gave, bad UTF-8 included."""
+    splitter = LineSplitter(cap=cap)
+    got = [line for chunk in chunks for line in splitter.feed(chunk)] + splitter.flush()
+    assert got == _reference_split(chunks, cap)
 
 
 # -- aggregate ----------------------------------------------------------------------------------

@@ -246,7 +246,7 @@ def test_memory_is_bounded_producers_wait_and_nothing_is_dropped(buffers: Any) -
     assert storage.entered.wait(10)
     time.sleep(0.2)
     assert not done.is_set(), "the producer waits while the writer is stuck"
-    assert len(buffer._reports) <= 20, "the queue stays within max_pending"
+    assert buffer.pending_rows <= 20, "the queue stays within max_pending"
     storage.gate.set()
     producer.join(30)
     assert done.is_set()
@@ -447,3 +447,126 @@ def test_command_lines_go_through_the_buffer(tmp_path: Any, buffers: Any) -> Non
     assert len(points) == 301
     assert sorted(p[1] for p in points if p[1] is not None)[-1] == 1000
     assert len(storage.get_logs(trial.id)) == 300  # type: ignore[arg-type]
+
+
+# -- the command executor's bulk path -----------------------------------------------------------
+
+
+def many(buffer: ReportBuffer, trial: FrozenTrial, reports: list[Any]) -> Any:
+    """report_metrics_many of (step, metrics) pairs."""
+    return buffer.report_metrics_many(trial, [r[0] for r in reports], [r[1] for r in reports])
+
+
+def test_report_metrics_many_queues_in_order_and_answers_in_order(buffers: Any) -> None:
+    storage = MemoryStorage()
+    trial = new_trial(storage)
+    plain = buffers(storage, batch_size=7, max_pending=20)
+    assert many(plain, trial, []) is None
+    reports = [(step, {"loss": float(step)}) for step in range(50)]  # > max_pending: in pieces
+    assert many(plain, trial, reports) is None, "no scheduler: all CONTINUE"
+    plain.report_metrics(trial, 50, {"loss": 50.0})
+    plain.flush(trial)
+    assert curve(storage, trial) == [("loss", step, float(step)) for step in range(51)]
+
+    seen: list[int | None] = []
+
+    def decide(trial: FrozenTrial, step: int | None, metrics: dict[str, float]) -> Decision:
+        seen.append(step)
+        if step == 3:
+            raise ValueError("a scheduler bug")
+        return Decision.STOP if step == 2 else Decision.CONTINUE
+
+    other = new_trial(storage)
+    deciding = buffers(storage, decide=decide)
+    answers = many(deciding, other, [(s, {"loss": 1.0}) for s in range(5)])
+    assert answers == [Decision.CONTINUE] * 2 + [Decision.STOP] + [Decision.CONTINUE] * 2
+    assert seen == [0, 1, 2, 3, 4]
+    deciding.flush(other)
+    assert len(curve(storage, other)) == 5
+
+
+def test_report_metrics_many_waits_for_room_and_after_close_writes_at_once(
+    buffers: Any,
+) -> None:
+    storage = _GatedStorage()
+    buffer = buffers(storage, interval=0.01, batch_size=5, max_pending=12)
+    trial = new_trial(storage)
+    done = threading.Event()
+
+    def produce() -> None:
+        for start in range(0, 200, 9):
+            many(
+                buffer, trial, [(s, {"loss": float(s)}) for s in range(start, min(start + 9, 200))]
+            )
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert storage.entered.wait(10)
+    time.sleep(0.2)
+    assert not done.is_set(), "the producer waits while the writer is stuck"
+    assert buffer.pending_rows <= 12, "the queue stays within max_pending"
+    storage.gate.set()
+    producer.join(30)
+    assert done.is_set()
+    buffer.flush(trial)
+    assert [step for _, step, _ in curve(storage, trial)] == list(range(200))
+    buffer.close()
+    many(buffer, trial, [(200, {"loss": 0.0})])
+    assert curve(storage, trial)[-1] == ("loss", 200, 0.0), "after close: written at once"
+
+
+def test_bounded_log_extend_is_add_of_each_line() -> None:
+    from hypersearch.execution.command.process import HEAD_LINES, TAIL_LINES, BoundedLog
+
+    for sizes in ([1] * 1200, [HEAD_LINES - 1, 2, 3], [HEAD_LINES + TAIL_LINES + 7, 1], [3000]):
+        one, bulk = BoundedLog("stdout"), BoundedLog("stdout")
+        count = 0
+        heads: tuple[list[Any], list[Any]] = ([], [])
+        for size in sizes:
+            lines = [f"line {count + i}" for i in range(size)]
+            count += size
+            for line in lines:
+                one.add(line)
+            bulk.extend(lines)
+            heads[0].extend(one.take_head())
+            heads[1].extend(bulk.take_head())
+        assert heads[0] == heads[1] and one.count == bulk.count == count
+        assert one.take_tail() == bulk.take_tail()
+
+
+class _RecordingStorage(_GatedStorage):
+    """A gated storage that records the trial ids of each batch written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[int]] = []
+
+    def report_many(self, rows: Any) -> list[bool]:
+        self.batches.append([row[0] for row in rows])
+        return super().report_many(rows)
+
+
+def test_a_flushed_trial_goes_before_a_noisy_neighbours_backlog(buffers: Any) -> None:
+    storage = _RecordingStorage()
+    buffer = buffers(storage, interval=0.01, batch_size=5, max_pending=100)
+    noisy, short = new_trial(storage), new_trial(storage)
+    many(buffer, noisy, [(s, {"loss": float(s)}) for s in range(5)])
+    assert storage.entered.wait(10)  # the writer is stuck in its first batch
+    many(buffer, noisy, [(s, {"loss": float(s)}) for s in range(5, 60)])
+    for step in range(3):
+        buffer.report_metrics(short, step, {"loss": -1.0})
+    buffer.append_logs(short, "stdout", [(0, "done")])
+    flushed = threading.Event()
+    flusher = threading.Thread(target=lambda: (buffer.flush(short), flushed.set()))
+    flusher.start()
+    time.sleep(0.1)
+    storage.gate.set()
+    flusher.join(10)
+    assert flushed.is_set()
+    assert storage.batches[1][:3] == [short.id] * 3, storage.batches  # first, then fill-up
+    assert len(storage.get_logs(short.id)) == 1  # type: ignore[arg-type]
+    buffer.flush()
+    assert [step for _, step, _ in curve(storage, noisy)] == list(range(60)), "order kept"
+    assert curve(storage, short) == [("loss", step, -1.0) for step in range(3)]
+    assert buffer._counts.keys() == {noisy.id}, "a flushed trial is forgotten"

@@ -552,8 +552,13 @@ def test_best_before_any_complete_trial_is_a_clear_error() -> None:
         _ = study.best_value
 
 
+def slow_noop(params: dict[str, Any]) -> float:
+    time.sleep(0.3)  # long enough that both workers get trials, even on a loaded machine
+    return 0.0
+
+
 def test_trials_record_their_worker_process() -> None:
-    study = hs.minimize(noop, {"x": hs.uniform(0, 1)}, max_trials=8, n_jobs=2, verbose=False)
+    study = hs.minimize(slow_noop, {"x": hs.uniform(0, 1)}, max_trials=8, n_jobs=2, verbose=False)
     workers = {t.worker for t in study.trials}
     assert len(workers) == 2 and all(w and ":" in w for w in workers)
     assert str(os.getpid()) not in {w.split(":")[1] for w in workers}  # type: ignore[union-attr]

@@ -626,3 +626,20 @@ def test_ties_on_a_plateau_do_not_count_as_bad() -> None:
     history = run(TPE(), space, lambda p: 0.0 if p["k"] >= 50 else 1.0 + (50 - p["k"]) / 50, 60)
     late = [t.flat_params["k"] for t in history[20:]]
     assert np.mean([k >= 50 for k in late]) > 0.7
+
+
+def test_two_define_by_run_studies_sharing_a_sampler_and_seed_stay_apart() -> None:
+    shared = TPE(n_startup=3)
+
+    def suggest_for(target: float) -> Callable[[Callable[[str, Any], Any]], float]:
+        def suggest(ask: Callable[[str, Any], Any]) -> float:
+            x, y = ask("x", hs.uniform(0.0, 1.0)), ask("y", hs.uniform(0.0, 1.0))
+            return abs(x - target) + abs(y - target)
+
+        return suggest
+
+    low = define_by_run(shared, suggest_for(0.1), 25, seed=5)
+    high = define_by_run(shared, suggest_for(0.9), 25, seed=5)
+    alone = define_by_run(TPE(n_startup=3), suggest_for(0.9), 25, seed=5)
+    assert [t.flat_params for t in high] == [t.flat_params for t in alone]
+    assert [t.flat_params for t in low] != [t.flat_params for t in high]

@@ -24,11 +24,13 @@ Example::
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
 from hypersearch.errors import HypersearchError
@@ -76,16 +78,20 @@ class ReportBuffer:
         self.max_pending = max_pending  # rows (reports, log lines) queued before producers wait
         self._lock = threading.Lock()  # the hot path takes it bare: Condition's is Python code
         self._cond = threading.Condition(self._lock)
-        # Two queues, each kept in arrival order: reports (trial, step, metrics, monotonic time)
-        # and log chunks (trial, stream, lines). Counters number their items, so a flush knows
-        # when the items of one trial queued so far are written.
-        self._reports: list[tuple[FrozenTrial, int | None, dict[str, float], float]] = []
+        # Two queues, each kept in arrival order: report chunks (trial id, owner, lease epoch,
+        # [steps], [metrics], monotonic time: one chunk per call, its reports as columns, so
+        # 50k queued reports are a few hundred objects for the garbage collector to follow,
+        # not 50k) and log chunks (trial, stream, lines). Each trial's items are counted
+        # (`_Counts`), so a flush knows when the items of one trial queued so far are written;
+        # a trial's own items always keep their order, but a trial being flushed may go first
+        # (`_take`).
+        self._reports: collections.deque[_Chunk] = collections.deque()
+        self._report_rows = 0  # reports in _reports
         self._logs: list[tuple[FrozenTrial, str, list[tuple[int, str]]]] = []
         self._log_rows = 0  # lines in _logs (memory is bounded in rows: reports + lines)
-        self._queued = [0, 0]  # reports, log chunks ever queued
-        self._written = [0, 0]  # ... and written (or given up on)
-        self._last: dict[int, list[int]] = {}  # trial id -> [its latest report, log chunk]
+        self._counts: dict[int, _Counts] = {}  # trial id -> its items queued, taken, written
         self._urgent = 0  # flush() calls waiting: the writer does not wait for the interval
+        self._urgent_ids: dict[int, int] = {}  # trial id -> flush(trial) calls waiting for it
         self._closed = False
         self._refused: dict[int, int] = {}  # trial id -> rows refused (lease lost)
         self._warned: dict[int, int] = {}  # trial id -> rows refused when last logged
@@ -104,24 +110,71 @@ class ReportBuffer:
         self, trial: FrozenTrial, step: int | None, metrics: dict[str, float]
     ) -> Decision:
         """Store one report (queued; the buffer keeps `metrics`) and return the decision."""
-        # the hot path (100k lines of one command): one lock, one append, no function calls
+        # the hot path of Python objectives: one lock, one append, no function calls
         with self._lock:
-            if len(self._reports) + self._log_rows >= self.max_pending or self._closed:
+            if self._report_rows + self._log_rows >= self.max_pending or self._closed:
                 self._wait_for_room()
-            self._reports.append((trial, step, metrics, time.monotonic()))
-            self._queued[0] += 1
-            last = self._last.get(trial.id)  # type: ignore[arg-type]
-            if last is None:
-                self._last[trial.id] = [self._queued[0], 0]  # type: ignore[index]
-            else:
-                last[0] = self._queued[0]
-            if len(self._reports) == self.batch_size:
+            at = time.monotonic()
+            self._reports.append(
+                (trial.id, trial.owner or "", trial.lease_epoch, [step], [metrics], at)
+            )  # type: ignore[arg-type]
+            self._report_rows += 1
+            counts = self._counts.get(trial.id)  # type: ignore[arg-type]
+            if counts is None:
+                counts = self._counts[trial.id] = _Counts(trial)  # type: ignore[index]
+            counts.reports += 1
+            if self._report_rows == self.batch_size:
                 self._cond.notify_all()
             closed = self._closed
         if closed:
             self._write_after_close()
         if self.decide is always_continue:
             return Decision.CONTINUE
+        return self._decision(trial, step, metrics)
+
+    def report_metrics_many(
+        self,
+        trial: FrozenTrial,
+        steps: Sequence[int | None],
+        metrics: Sequence[dict[str, float]],
+    ) -> list[Decision] | None:
+        """`report_metrics` of many reports of one trial, in order, as parallel lists of steps
+        and metrics (a command's lines of one read): queued a batch at a time, each under one
+        lock as one chunk. Returns the decisions in order, or None when every one is CONTINUE
+        (no scheduler)."""
+        now = time.monotonic()
+        tid, owner, epoch = trial.id, trial.owner or "", trial.lease_epoch
+        size, n = self.batch_size, len(steps)
+        for start in range(0, n, size):  # a batch always fits in memory
+            if n <= size:
+                chunk = (tid, owner, epoch, list(steps), list(metrics), now)
+            else:
+                end = start + size
+                chunk = (tid, owner, epoch, list(steps[start:end]), list(metrics[start:end]), now)
+            rows = len(chunk[3])
+            with self._lock:
+                before = self._report_rows
+                if before + self._log_rows + rows > self.max_pending or self._closed:
+                    self._wait_for_room(rows)
+                    before = self._report_rows
+                self._reports.append(chunk)  # type: ignore[arg-type]
+                self._report_rows += rows
+                counts = self._counts.get(tid)  # type: ignore[arg-type]
+                if counts is None:
+                    counts = self._counts[tid] = _Counts(trial)  # type: ignore[index]
+                counts.reports += rows
+                if before < size <= before + rows:
+                    self._cond.notify_all()
+                closed = self._closed
+            if closed:
+                self._write_after_close()
+        if self.decide is always_continue:
+            return None
+        return [self._decision(trial, s, m) for s, m in zip(steps, metrics, strict=True)]
+
+    def _decision(
+        self, trial: FrozenTrial, step: int | None, metrics: dict[str, float]
+    ) -> Decision:
         try:
             return self.decide(trial, step, metrics)
         except Exception:  # a scheduler's bug must not end the trial
@@ -135,12 +188,14 @@ class ReportBuffer:
         if not lines:
             return
         with self._lock:
-            if len(self._reports) + self._log_rows >= self.max_pending or self._closed:
+            if self._report_rows + self._log_rows >= self.max_pending or self._closed:
                 self._wait_for_room()
             self._logs.append((trial, stream, list(lines)))
             self._log_rows += len(lines)
-            self._queued[1] += 1
-            self._last.setdefault(trial.id, [0, 0])[1] = self._queued[1]  # type: ignore[arg-type]
+            counts = self._counts.get(trial.id)  # type: ignore[arg-type]
+            if counts is None:
+                counts = self._counts[trial.id] = _Counts(trial)  # type: ignore[index]
+            counts.logs += 1
             closed = self._closed
         if closed:
             self._write_after_close()
@@ -156,23 +211,35 @@ class ReportBuffer:
 
     def flush(self, trial: FrozenTrial | None = None) -> None:
         """Return once everything queued for `trial` (for every trial when None) is written."""
+        tid = None if trial is None else trial.id
         with self._cond:
             # a snapshot: what is queued now, for this trial or for all
-            target = list(self._queued if trial is None else self._last.get(trial.id, [0, 0]))  # type: ignore[arg-type]
-            if not self._done(target) and self._thread.is_alive():
+            if trial is None:
+                chosen: Any = self._counts.values()
+            else:
+                chosen = [self._counts.get(tid)]  # type: ignore[arg-type]
+            target = [(c, c.reports, c.logs) for c in chosen if c is not None]
+            if not _done(target) and self._thread.is_alive():
                 self._urgent += 1
+                if tid is not None:  # the writer takes this trial's rows first
+                    self._urgent_ids[tid] = self._urgent_ids.get(tid, 0) + 1
                 self._cond.notify_all()
                 try:
-                    while not self._done(target) and self._thread.is_alive():
+                    while not _done(target) and self._thread.is_alive():
                         self._cond.wait(0.5)
                 finally:
                     self._urgent -= 1
-        if not self._done(target):  # closed: write on this thread
+                    if tid is not None:
+                        self._urgent_ids[tid] -= 1
+                        if not self._urgent_ids[tid]:
+                            del self._urgent_ids[tid]
+        if not _done(target):  # closed: write on this thread
             self._write_after_close()
-        if trial is not None and trial.id is not None:
+        if trial is not None and tid is not None:
             with self._cond:
-                if self._done(self._last.get(trial.id, [0, 0])):
-                    self._last.pop(trial.id, None)  # it ended: forget it
+                counts = self._counts.get(tid)
+                if counts is not None and counts.idle():
+                    del self._counts[tid]  # it ended: forget it
             self._summarise_refused(trial)
 
     def close(self) -> None:
@@ -188,27 +255,69 @@ class ReportBuffer:
 
     # -- queueing -------------------------------------------------------------------------------
 
-    def _done(self, target: list[int]) -> bool:
-        return self._written[0] >= target[0] and self._written[1] >= target[1]
-
-    def _wait_for_room(self) -> None:
+    def _wait_for_room(self, rows: int = 1) -> None:
         """Bounded memory: wait for the writer rather than drop (it always makes progress:
-        storage retries transient errors, then gives up with a logged error). Lock held."""
+        storage retries transient errors, then gives up with a logged error) until `rows` more
+        fit (at most `batch_size`: they always do once the queue is empty). Lock held."""
         while (
-            len(self._reports) + self._log_rows >= self.max_pending
+            self._report_rows + self._log_rows + rows > self.max_pending
             and not self._closed
             and self._thread.is_alive()
         ):
             self._cond.notify_all()
             self._cond.wait(0.1)
 
-    def _take(self) -> tuple[list[Any], list[Any]]:
-        """The next batch, in order: up to `batch_size` reports and every queued log chunk
-        (the command executor already bounds those: a head and a tail per stream)."""
-        reports = self._reports[: self.batch_size]
-        del self._reports[: self.batch_size]
+    @property
+    def pending_rows(self) -> int:
+        """Reports and log lines queued, not yet taken by the writer."""
+        return self._report_rows + self._log_rows
+
+    def _take(self) -> tuple[list[_Chunk], list[Any], list[tuple[_Counts, int, int]]]:
+        """The next batch (lock held): report chunks of up to `batch_size` reports in all and
+        every queued log chunk (the command executor already bounds those: a head and a tail
+        per stream), and how many items of which trial it holds. Reports go in arrival order,
+        except that a trial somebody is flushing goes first (its own reports still in order):
+        a short trial that ends beside a command printing 100k lines does not wait behind
+        that one's backlog."""
+        room = self.batch_size
+        taken: list[_Chunk] = []
+        if self._report_rows > room and self._urgent_ids:
+            waiting = [c for t in self._urgent_ids if (c := self._counts.get(t)) is not None]
+            in_queue = sum(c.reports - c.taken for c in waiting)
+            if 0 < in_queue < self._report_rows:  # some of the queue is theirs, not all of it
+                ids, kept = self._urgent_ids, collections.deque()
+                for chunk in self._reports:
+                    if room and chunk[0] in ids:
+                        if len(chunk[3]) > room:
+                            chunk, rest = _split(chunk, room)
+                            kept.append(rest)
+                        taken.append(chunk)
+                        room -= len(chunk[3])
+                    else:
+                        kept.append(chunk)
+                self._reports = kept
+        queue = self._reports
+        while room and queue:
+            chunk = queue.popleft()
+            if len(chunk[3]) > room:
+                chunk, rest = _split(chunk, room)
+                queue.appendleft(rest)
+            taken.append(chunk)
+            room -= len(chunk[3])
+        self._report_rows -= self.batch_size - room
         logs, self._logs, self._log_rows = self._logs, [], 0
-        return reports, logs
+        per_trial: dict[Any, list[int]] = {}
+        for chunk in taken:
+            per_trial.setdefault(chunk[0], [0, 0])[0] += len(chunk[3])
+        for trial, *_ in logs:
+            per_trial.setdefault(trial.id, [0, 0])[1] += 1
+        done = []
+        for trial_id, (n_reports, n_logs) in per_trial.items():
+            counts = self._counts.get(trial_id)
+            if counts is not None:  # (always: a trial's counts stay while it has items)
+                counts.taken += n_reports
+                done.append((counts, n_reports, n_logs))
+        return taken, logs, done
 
     def _write_after_close(self) -> None:
         """After close (the writer has stopped): write what is queued on this thread."""
@@ -217,8 +326,8 @@ class ReportBuffer:
                 with self._cond:
                     if self._thread.is_alive() or not (self._reports or self._logs):
                         return
-                    reports, logs = self._take()
-                self._write_batch(reports, logs)
+                    reports, logs, done = self._take()
+                self._write_batch(reports, logs, done)
 
     # -- the writer thread ----------------------------------------------------------------------
 
@@ -226,7 +335,7 @@ class ReportBuffer:
         while True:
             with self._cond:
                 deadline = time.monotonic() + self.interval
-                while not (self._closed or self._urgent or len(self._reports) >= self.batch_size):
+                while not (self._closed or self._urgent or self._report_rows >= self.batch_size):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -235,44 +344,56 @@ class ReportBuffer:
                     if self._closed:
                         return
                     continue
-                reports, logs = self._take()
+                reports, logs, done = self._take()
                 self._cond.notify_all()  # producers waiting for room
             with self._write_lock:  # storage work outside the lock: producers keep queueing
-                self._write_batch(reports, logs)
+                self._write_batch(reports, logs, done)
 
-    def _write_batch(self, reports: list[Any], logs: list[Any]) -> None:
+    def _write_batch(
+        self, reports: list[Any], logs: list[Any], done: list[tuple[_Counts, int, int]]
+    ) -> None:
         try:
-            self._write(reports, logs)
+            self._write(reports, logs, done)
         except Exception as error:  # _write logs storage errors: this is a bug; keep going
-            lines = sum(len(chunk[2]) for chunk in logs)
-            self._lost(error, len(reports) + lines, "rows", {t.number for t, *_ in reports})
+            rows = sum(n_reports for _, n_reports, _ in done) + sum(len(c[2]) for c in logs)
+            self._lost(error, rows, "rows", {c.trial.number for c, *_ in done})
         with self._cond:
-            self._written[0] += len(reports)
-            self._written[1] += len(logs)
+            for counts, n_reports, n_logs in done:  # written (or given up on)
+                counts.written += n_reports
+                counts.written_logs += n_logs
             self._cond.notify_all()
 
-    def _write(self, reports: list[Any], logs: list[Any]) -> None:
+    def _write(
+        self, reports: list[Any], logs: list[Any], done: list[tuple[_Counts, int, int]]
+    ) -> None:
         """Write one batch: its reports in one `report_many`, its logs grouped per stream.
         Storage errors are logged with what they cost, not raised."""
         if reports:
             now = time.monotonic()
-            rows = [
-                (trial.id, trial.owner or "", trial.lease_epoch, step, metrics, now - at)
-                for trial, step, metrics, at in reports
-            ]
+            rows: list[tuple[int, str, int, int | None, dict[str, float], float]] = []
+            for trial_id, owner, epoch, steps, metrics, at in reports:  # rows made in C
+                ids, owners, epochs, ages = (
+                    repeat(trial_id),
+                    repeat(owner),
+                    repeat(epoch),
+                    repeat(now - at),
+                )
+                rows += zip(ids, owners, epochs, steps, metrics, ages, strict=False)
+            trials = {c.trial.id: c.trial for c, n_reports, _ in done if n_reports}
             try:
                 stored = self.storage.report_many(rows)
             except Exception as error:
-                self._lost(error, len(rows), "reports", {t.number for t, *_ in reports})
+                numbers = {trial.number for trial in trials.values()}
+                self._lost(error, len(rows), "reports", numbers)
             else:
                 self.rows_written += sum(stored)
                 if not all(stored):
-                    refused: dict[int, tuple[FrozenTrial, int]] = {}
-                    for (trial, *_), ok in zip(reports, stored, strict=True):
+                    refused: dict[int, int] = {}
+                    for row, ok in zip(reports, stored, strict=True):
                         if not ok:
-                            refused[trial.id] = (trial, refused.get(trial.id, (trial, 0))[1] + 1)
-                    for trial, count in refused.values():
-                        self._refuse(trial, count)
+                            refused[row[0]] = refused.get(row[0], 0) + 1
+                    for trial_id, count in refused.items():
+                        self._refuse(trials[trial_id], count)
         grouped: dict[tuple[int, str, int, str], tuple[int, list[tuple[int, str]]]] = {}
         for trial, stream, lines in logs:
             key = (trial.id, trial.owner or "", trial.lease_epoch, stream)
@@ -316,6 +437,39 @@ class ReportBuffer:
             log.warning(
                 "trial %d lost its lease; in all %d reports not recorded", trial.number, total
             )
+
+
+class _Counts:
+    """One trial's items in a buffer: reports queued, taken by the writer and written (or
+    given up on), log chunks queued and written. Only ever grow; read and changed under the
+    buffer's lock."""
+
+    __slots__ = ("logs", "reports", "taken", "trial", "written", "written_logs")
+
+    def __init__(self, trial: FrozenTrial) -> None:
+        self.trial = trial  # the first one seen: for its number in messages
+        self.reports = self.taken = self.written = self.logs = self.written_logs = 0
+
+    def idle(self) -> bool:
+        return self.written >= self.reports and self.written_logs >= self.logs
+
+
+def _done(target: list[tuple[_Counts, int, int]]) -> bool:
+    """Whether every (counts, reports, logs) snapshot of a flush is written."""
+    return all(c.written >= r and c.written_logs >= n for c, r, n in target)
+
+
+# a report chunk: trial id, owner, lease epoch, [steps], [metrics], monotonic time queued
+_Chunk = tuple[int, str, int, list["int | None"], list["dict[str, float]"], float]
+
+
+def _split(chunk: _Chunk, k: int) -> tuple[_Chunk, _Chunk]:
+    """A chunk's first `k` reports, and the rest."""
+    trial_id, owner, epoch, steps, metrics, at = chunk
+    return (
+        (trial_id, owner, epoch, steps[:k], metrics[:k], at),
+        (trial_id, owner, epoch, steps[k:], metrics[k:], at),
+    )
 
 
 _OPEN: weakref.WeakSet[ReportBuffer] = weakref.WeakSet()

@@ -635,9 +635,10 @@ class TPE(Sampler):
     - ``avoid_repeats=True``: never propose a point already evaluated (complete, failed or
       pruned) while a free one can be found: for a deterministic objective a repeat teaches
       nothing, and on small integer lattices the model otherwise re-proposes its best points
-      (a 288-point space: REPEATS_DOC). Set False for a noisy objective, where evaluating a
-      point again is information. A lattice with every point taken gets a repeat, never a
-      pending point.
+      (bench/efficiency.py's tree_digits, 288 points: 23 of 60 trials were repeats, median
+      of 10 seeds; Optuna's TPE 11.5, random search 5.5; now 0). Set False for a noisy
+      objective, where evaluating a point again is information. A lattice with every point
+      taken gets a repeat, never a pending point.
 
     Failed and pruned trials join the bad set (they say "not here"), except failures that are
     not about the parameters (stale lease, infrastructure, interruption), which are ignored, as
@@ -703,7 +704,7 @@ class TPE(Sampler):
         self._plans: dict[Any, _Plan] = {}
         self._keys: dict[int, tuple[Space, str]] = {}
         self._stores: dict[Any, list[_Store]] = {}
-        self._joint: dict[tuple[int, int], dict[str, Any]] = {}  # (seed, number) -> values
+        self._joint: dict[tuple[int, int, str | None], dict[str, Any]] = {}  # -> the draw
         self._intersection = _Intersection()
 
     def config(self) -> dict[str, Any]:
@@ -984,7 +985,14 @@ class TPE(Sampler):
     def _joint_values(self, context: Context) -> dict[str, tuple[Any, dict[str, Any]]]:
         """name -> (value, distribution JSON) of the trial's joint draw, made once per trial:
         later calls of the same trial hand out the same draw whatever finished meanwhile."""
-        trial_key = (context.seed, context.number)
+        # the first trial tells studies apart that share this sampler and their seed (while it
+        # runs, its parameters grow: only its number then, so the key stays put)
+        history = context.history
+        first = None
+        if history:
+            head = history[0]
+            first = repr(_fingerprint(head) if head.state.is_finished else head.number)
+        trial_key = (context.seed, context.number, first)
         with self._lock:
             known = self._joint.get(trial_key)
         if known is not None:

@@ -248,7 +248,8 @@ class Float(Distribution):
         if resolution is None:
             raise SpaceError(
                 f"grid search cannot enumerate the continuous {_describe(self)}: list its values "
-                "with hs.choice([...]), quantize it (q=...), or give strategy=hs.Grid(resolution=N)"
+                "with hs.choice([...]), quantize it (q=...), or "
+                "give the grid a resolution (hs.Grid(resolution=N) in Python, --resolution N on the command line, strategy_options: {resolution: N} in a study file)"
             )
         if resolution == 1:
             return [self._continuous(0.5)]
@@ -338,7 +339,8 @@ class Normal(Distribution):
         if resolution is None:
             raise SpaceError(
                 f"grid search cannot enumerate the unbounded {_describe(self)}: list its values "
-                "with hs.choice([...]) or give strategy=hs.Grid(resolution=N) (quantiles)"
+                "with hs.choice([...]), or "
+                "give the grid a resolution (hs.Grid(resolution=N) in Python, --resolution N on the command line, strategy_options: {resolution: N} in a study file) (quantiles)"
             )
         return [self.from_unit((i + 0.5) / resolution) for i in range(resolution)]
 
@@ -441,7 +443,22 @@ class Integer(Distribution):
         return [v for v in (value - self.step, value + self.step) if self.contains(v)]
 
     def grid(self, resolution: int | None) -> list[int]:
-        return list(range(self.low, self.high + 1, self.step))
+        """Every value; with a `resolution` smaller than the range, that many values evenly
+        spread over it (geometrically for log=True), both ends included."""
+        if resolution is None or resolution >= self.size:
+            return list(range(self.low, self.high + 1, self.step))
+        if resolution == 1:
+            return [self._on_lattice((self.low + self.high) / 2)]
+        if self.log:
+            ratio = self.high / self.low
+            spread = [self.low * ratio ** (i / (resolution - 1)) for i in range(resolution)]
+        else:
+            spread = [self.low + (self.high - self.low) * i / (resolution - 1) for i in range(resolution)]
+        return sorted({self._on_lattice(x) for x in spread})
+
+    def _on_lattice(self, x: float) -> int:
+        k = round((x - self.low) / self.step)
+        return min(self.low + k * self.step, self.high - (self.high - self.low) % self.step)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -401,7 +401,7 @@ def _grid_len(param: Param, resolution: int | None) -> int:
     """len(_param_grid(...)) without building huge lattices."""
     dist = param.dist
     if isinstance(dist, Integer):
-        return dist.size
+        return dist.size if resolution is None or resolution >= dist.size else len(dist.grid(resolution))
     if isinstance(dist, Float) and dist.q is not None:
         return math.floor((dist.high - dist.low) / dist.q + 1e-9) + 1
     return len(_param_grid(param, resolution))

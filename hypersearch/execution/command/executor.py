@@ -44,6 +44,11 @@ STDERR_TAIL = 40  # lines of stderr quoted in a failure
 
 
 class CommandSink(Protocol):
+    """Where the executor's reports and log lines go. A sink may also offer
+    ``report_metrics_many(trial, steps, metrics) -> list[Decision] | None`` (parallel lists;
+    the decisions in order, None: all CONTINUE), which the executor then uses for the reports
+    of one read (`ReportBuffer` does)."""
+
     def report_metrics(
         self, trial: FrozenTrial, step: int | None, metrics: dict[str, float]
     ) -> Decision | None: ...
@@ -264,8 +269,8 @@ class CommandExecutor:
             chunk = b""
         splitter = run.splitters[stream]
         lines = splitter.feed(chunk) if chunk else splitter.flush()
-        for line in lines:
-            self._line(run, stream, line)
+        if lines:
+            self._lines(run, stream, lines)
         if not chunk:
             self._selector.unregister(fd)
             if stream == "report" and run.proc is not None:
@@ -274,32 +279,86 @@ class CommandExecutor:
             if run.open_streams == 0:
                 self._finish(run)
 
-    def _line(self, run: _Run, stream: str, line: str) -> None:
+    def _lines(self, run: _Run, stream: str, lines: list[str]) -> None:
+        """The complete lines of one read, in order: logged, parsed, reported. The same as
+        handling each line in turn (parsing never depends on what the sink answers), in bulk:
+        one log call, one parser call and one sink call per read, with the events as columns
+        (no container per line: see `MetricParser.scan`)."""
         if stream == "report":
-            events = run.parser.feed_report(line)
+            events = [e for line in lines for e in run.parser.feed_report(line)]
+            steps: list[int | None] = [e.step for e in events]
+            values = [e.values for e in events]
         else:
-            run.logs[stream].add(line)
+            run.logs[stream].extend(lines)
             if stream == "stderr":
-                run.stderr_tail.append(line)
+                run.stderr_tail.extend(lines)
                 return
-            events = run.parser.feed(line)
-        for event in events:
-            values = dict(event.values)
-            steps = {}
-            for name in values:
-                step = event.step if event.step is not None else run.auto_steps.get(name, 0)
-                run.auto_steps[name] = step + 1
-                steps[name] = step
-                run.series.setdefault(name, []).append(values[name])
-            step = event.step if event.step is not None else min(steps.values(), default=None)
-            decision = None
+            steps, values, _ = run.parser.scan(lines)
+        if not values:
+            return
+        series = run.series
+        auto_steps = run.auto_steps
+        if None not in steps:
+            for step, metrics in zip(steps, values, strict=True):
+                for name, value in metrics.items():
+                    auto_steps[name] = step + 1  # type: ignore[operator]
+                    curve = series.get(name)
+                    if curve is None:
+                        series[name] = [value]
+                    else:
+                        curve.append(value)
+        else:  # numbered per metric; a report's step is the smallest of its metrics'
+            given, steps = steps, []
+            for step, metrics in zip(given, values, strict=True):
+                if step is None:
+                    for name, value in metrics.items():
+                        own = auto_steps.get(name, 0)
+                        auto_steps[name] = own + 1
+                        if step is None or own < step:
+                            step = own
+                        curve = series.get(name)
+                        if curve is None:
+                            series[name] = [value]
+                        else:
+                            curve.append(value)
+                else:
+                    for name, value in metrics.items():
+                        auto_steps[name] = step + 1
+                        curve = series.get(name)
+                        if curve is None:
+                            series[name] = [value]
+                        else:
+                            curve.append(value)
+                steps.append(step)
+        self._report(run, steps, values)
+
+    def _report(self, run: _Run, steps: list[int | None], values: list[dict[str, float]]) -> None:
+        """Hand the reports of one read to the sink (in one call where it takes many), then
+        act on the decisions and stop conditions, report by report."""
+        claimed = run.claimed
+        checks_stop = bool(self.spec.stop_conditions)
+        report_many = getattr(self.sink, "report_metrics_many", None)
+        decisions: Sequence[Decision | None] | None = None
+        if report_many is not None:
             try:
-                decision = self.sink.report_metrics(run.claimed, step, values)
+                decisions = report_many(claimed, steps, values)
             except Exception as error:  # storage trouble must not kill the trial
-                log.warning("trial %d: metrics not stored: %s", run.claimed.number, error)
+                log.warning("trial %d: metrics not stored: %s", claimed.number, error)
+            if decisions is None and not checks_stop:
+                return  # the common case: nothing to decide, nothing to check
+        for i, (step, metrics) in enumerate(zip(steps, values, strict=True)):
+            decision = None
+            if report_many is not None:
+                decision = None if decisions is None else decisions[i]
+            else:
+                try:
+                    decision = self.sink.report_metrics(claimed, step, metrics)
+                except Exception as error:  # storage trouble must not kill the trial
+                    log.warning("trial %d: metrics not stored: %s", claimed.number, error)
             if decision is not None and decision is not Decision.CONTINUE:
                 self._stop(run, f"the scheduler decided {decision.value.lower()} at step {step}")
-            self._check_stop(run, values)
+            if checks_stop:
+                self._check_stop(run, metrics)
 
     def _check_stop(self, run: _Run, values: Mapping[str, float]) -> None:
         if run.kill_reason is not None:

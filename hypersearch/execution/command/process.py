@@ -197,6 +197,18 @@ class BoundedLog:
             self.tail.append((self.count, line))
         self.count += 1
 
+    def extend(self, lines: Sequence[str]) -> None:
+        """`add` each line in turn, in bulk: only the lines the head and tail keep are touched."""
+        count, n = self.count, len(lines)
+        start = 0
+        if count < HEAD_LINES:
+            start = min(HEAD_LINES - count, n)
+            self.head.extend(zip(range(count, count + start), lines[:start], strict=True))
+        if start < n:
+            start = max(start, n - TAIL_LINES)  # older ones would leave the deque at once
+            self.tail.extend(zip(range(count + start, count + n), lines[start:], strict=True))
+        self.count = count + n
+
     def take_head(self) -> list[tuple[int, str]]:
         rows, self.head = self.head, []
         return rows
