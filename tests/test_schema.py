@@ -83,6 +83,7 @@ BAD_BY_KIND: dict[str, tuple[Any, str | None]] = {
     "a positive number of seconds": (0, "0"),
     "a finite number": ("x", "x"),
     "a non-empty string": ("", ""),
+    "a study name (1-200 characters, no '/')": ("a/b", "a/b"),
     "true or false": ("yes", None),  # a flag on the command line: no value to get wrong
     "a list of strings": (3, None),  # every command-line word is a string
     "GPU indices such as 0,1": ("x", "x"),

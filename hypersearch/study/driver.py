@@ -95,10 +95,7 @@ class Leases:
         for trial in failed:
             if trial.number in rerun:
                 continue
-            attempts, parent = 0, trial.parent_number
-            while parent is not None and parent in trials and attempts < 1000:
-                attempts, parent = attempts + 1, trials[parent].parent_number
-            if attempts >= self.definition.retries:
+            if self._attempts(trial.number, trials.get) >= self.definition.retries:
                 continue  # exhausted: said so when it failed
             again = self.storage.retry(self.study_id, trial.number)
             if again is not None:
@@ -176,12 +173,16 @@ class Leases:
                 self.definition.retries,
             )
 
-    def _attempts(self, number: int) -> int:
-        """How many earlier trials ran these parameters before trial `number`."""
-        count, trial = 0, self.storage.get_trial(self.study_id, number)
+    def _attempts(
+        self, number: int, lookup: Callable[[int], FrozenTrial | None] | None = None
+    ) -> int:
+        """How many earlier trials ran these parameters before trial `number` (its chain of
+        `parent_number`s); `lookup` finds a trial by number (default: the storage)."""
+        find = lookup or (lambda n: self.storage.get_trial(self.study_id, n))
+        count, trial = 0, find(number)
         while trial is not None and trial.parent_number is not None and count < 1000:
             count += 1
-            trial = self.storage.get_trial(self.study_id, trial.parent_number)
+            trial = find(trial.parent_number)
         return count
 
     def close(self) -> None:

@@ -110,6 +110,12 @@ def _no_scheduler(value: Any) -> None:
         raise ValueError("early-stopping schedulers are not available yet; leave it null")
 
 
+def _study_name(value: Any) -> str:
+    from hypersearch.storage import check_study_name
+
+    return check_study_name(TEXT.convert(value))  # the storage's rule: one message everywhere
+
+
 def _storage(value: Any) -> Any:
     from hypersearch.storage import Storage
 
@@ -136,6 +142,7 @@ COMMAND = Kind("a command line (a string or a list of strings)", _command)
 OBJECTIVE = Kind("'module:function'", _objective_target)
 RETRY_ON = Kind("a list of: " + ", ".join(RETRY_REASONS), _retry_reasons)
 N_JOBS = Kind("a positive integer (or -1: every core)", _n_jobs, POSITIVE_INT.parse)
+STUDY_NAME = Kind("a study name (1-200 characters, no '/')", _study_name)
 STORAGE = Kind("a storage URL (sqlite:///file.db, postgresql://..., memory)", _storage)
 SCHEDULER = Kind("null (schedulers are not available yet)", _no_scheduler)
 STOP_CONDITIONS = Kind("a list of 'METRIC OP VALUE' strings", _stop_conditions)
@@ -145,7 +152,7 @@ ENVIRONMENT = Kind("a mapping of variable names to strings", _environment)
 # change is stored as a revision). "location" settings say where a study lives, not what it
 # is: they are not stored in its definition.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("name", optional(TEXT), None, "study name (reuse it to resume)", ("--name",),
+    Setting("name", optional(STUDY_NAME), None, "study name (reuse it to resume)", ("--name",),
             group="location"),
     Setting("storage", optional(STORAGE), None,
             "where studies live (default $HYPERSEARCH_STORAGE or sqlite:///hypersearch.db)",
