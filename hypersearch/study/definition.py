@@ -81,16 +81,16 @@ class StudyDefinition:
         in_process: str | None = None,
         sampler: Any = None,
     ) -> StudyDefinition:
-        """A new definition from checked settings (schema names); defaults fill the rest."""
+        """A new definition from settings by schema name (each checked); defaults fill the rest."""
         values = {name: BY_NAME[name].default for name in STORED}
-        values.update({k: v for k, v in given.items() if k in values})
+        values.update({k: BY_NAME[k].check(v) for k, v in given.items() if k in values})
         if values["command"] is not None and values["metric"] is None:
             values["metric"] = DEFAULT_COMMAND_METRIC  # stored as every surface stores it
         if values["seed"] is None:
             import secrets
 
             values["seed"] = secrets.randbits(31)
-        definition = cls(space, _normalised(values), in_process, (), sampler)
+        definition = cls(space, values, in_process, (), sampler)
         definition.check()
         return definition
 
@@ -180,10 +180,10 @@ class StudyDefinition:
         values = dict(self.settings)
         # A study made before its objective (create_study, then optimize) records it once.
         no_objective = values["command"] is None and values["objective"] is None
-        for name, value in _normalised(
-            {k: v for k, v in given.items() if k in values}, partial=True
-        ).items():
-            old = values[name]
+        for name, given_value in given.items():
+            if name not in values:
+                continue  # where a study lives (name, storage) is not part of it
+            value, old = BY_NAME[name].check(given_value), values[name]
             if value is None and BY_NAME[name].default is None and name in IMMUTABLE:
                 continue  # an identity setting not given keeps its stored value
             if value == old:
@@ -254,7 +254,7 @@ class StudyDefinition:
         revisions = tuple(
             Revision(float(r["time"]), dict(r["changes"])) for r in document.get("revisions", ())
         )
-        return cls(space, _normalised(values), document.get("in_process"), revisions)
+        return cls(space, values, document.get("in_process"), revisions)
 
     def public_settings(self) -> dict[str, Any]:
         """Every stored setting as JSON values, in schema order."""
@@ -263,16 +263,3 @@ class StudyDefinition:
 
 def _shown(value: Any) -> str:
     return value if isinstance(value, str) else repr(_jsonable(value))
-
-
-def _normalised(values: dict[str, Any], partial: bool = False) -> dict[str, Any]:
-    """Canonical forms, so a definition equals itself after a JSON round trip."""
-    out = dict(values)
-    if isinstance(out.get("command"), list):
-        out["command"] = tuple(out["command"])
-    for name in ("stop_conditions", "tags", "retry_on", "gpus"):
-        if isinstance(out.get(name), list):
-            out[name] = tuple(out[name])
-    if "strategy_options" in out:
-        out["strategy_options"] = dict(sorted(out["strategy_options"].items()))
-    return out

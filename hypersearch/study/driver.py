@@ -82,28 +82,18 @@ class Leases:
         re-queuing it are two writes, and a driver killed between them leaves a FAILED
         (interrupted, stale...) trial charged to the budget with no re-run. Run at the start of
         every run; the new numbers."""
-        failed = [
-            t
-            for t in self.storage.get_trials(self.study_id, [TrialState.FAILED])
-            if _RETRYABLE.get(t.failure_reason or "") in self.definition.retry_on
-        ]
-        if not failed:
-            return []
         trials = {t.number: t for t in self.storage.get_trials(self.study_id)}
         rerun = {t.parent_number for t in trials.values() if t.parent_number is not None}
         queued = []
-        for trial in failed:
-            if trial.number in rerun:
+        for trial in trials.values():
+            word = _RETRYABLE.get(trial.failure_reason or "")
+            if trial.state is not TrialState.FAILED or word not in self.definition.retry_on:
                 continue
-            if self._attempts(trial.number, trials.get) >= self.definition.retries:
-                continue  # exhausted: said so when it failed
-            again = self.storage.retry(self.study_id, trial.number)
-            if again is not None:
-                queued.append(again)
-                log.warning(
-                    "trial %d was %s but not re-queued (its driver stopped first); its "
-                    "parameters run again as trial %d", trial.number, trial.failure_reason, again,
-                )
+            if trial.number not in rerun:
+                why = f"{word} (its driver stopped before re-queuing it)"
+                again = self._retry(trial.number, why, trials.get)
+                if again is not None:
+                    queued.append(again)
         return queued
 
     def claim(
@@ -157,14 +147,19 @@ class Leases:
                 self._retry(claimed.number, word)
         return written
 
-    def _retry(self, number: int, why: str) -> None:
-        attempts = self._attempts(number)
+    def _retry(
+        self, number: int, why: str, lookup: Callable[[int], FrozenTrial | None] | None = None
+    ) -> int | None:
+        """Queue trial `number`'s parameters again unless they used up `retries`; the new
+        trial's number, or None."""
+        attempts = self._attempts(number, lookup)
         if attempts >= self.definition.retries:
-            log.warning(
-                "trial %d was %s; not re-run: its parameters already ran %d time(s) "
-                "(retries=%d)", number, why, attempts + 1, self.definition.retries,
-            )
-            return
+            if lookup is None:  # said once, when the trial failed
+                log.warning(
+                    "trial %d was %s; not re-run: its parameters already ran %d time(s) "
+                    "(retries=%d)", number, why, attempts + 1, self.definition.retries,
+                )
+            return None
         again = self.storage.retry(self.study_id, number)
         if again is not None:
             log.warning(
@@ -172,6 +167,7 @@ class Leases:
                 "trial %d (retry %d of %d)", number, why, again, attempts + 1,
                 self.definition.retries,
             )
+        return again
 
     def _attempts(
         self, number: int, lookup: Callable[[int], FrozenTrial | None] | None = None

@@ -475,12 +475,9 @@ def create_study(space: Any = None, **settings: Any) -> Study:
     if sampler is not None:
         revised = revised.with_sampler(sampler)
     log.info("resuming study %r (%d trials so far) in %s", name, record.n_trials, store.url)
-    study = Study(record, store, stored)
+    study = Study(record, store, revised)
     if changes:
         study._save(revised)
-    else:
-        study._definition = revised
-        study._leases.definition = revised
     return study
 
 
