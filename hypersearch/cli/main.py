@@ -122,6 +122,10 @@ def _direction_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+_TITLES = {"tpe": "TPE", "gp": "Gaussian-process (GP-EI)", "bayes": "Bayesian (GP-EI)",
+           "bayesian": "Bayesian (GP-EI)"}  # fmt: skip
+
+
 def _make_search_command(strategy: str) -> click.Command:
     @_space_options
     @_direction_options
@@ -137,7 +141,8 @@ def _make_search_command(strategy: str) -> click.Command:
         _run_search(strategy, options)
 
     command.__doc__ = (
-        f"{strategy.capitalize()} search over --param values for COMMAND (after --).\n\n"
+        f"{_TITLES.get(strategy, strategy.capitalize())} search over --param values for "
+        "COMMAND (after --).\n\n"
         "Placeholders :name: in COMMAND are replaced by each trial's values. Options go before "
         "COMMAND; everything from COMMAND on is the command's own."
     )
@@ -534,7 +539,7 @@ def logs(study: str, trial: int, storage: str | None, stream: str | None, follow
 
 @cli.command("resume")
 @click.argument("study")
-@setting_options(("storage", *MUTABLE_SETTINGS))
+@setting_options(("storage", *MUTABLE_SETTINGS), defaults=False)
 def resume(study: str, storage: str | None, **options: Any) -> None:
     """Continue a stopped or crashed study exactly as stored (command or objective, strategy
     and its options, limits). Options given here change the stored study, as a revision."""

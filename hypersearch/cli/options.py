@@ -86,8 +86,9 @@ def _metavar(setting: Setting) -> str:
     )
 
 
-def setting_options(names: Iterable[str]) -> Callable[[Any], Any]:
-    """A decorator adding one option per named setting (those with flags)."""
+def setting_options(names: Iterable[str], *, defaults: bool = True) -> Callable[[Any], Any]:
+    """A decorator adding one option per named setting (those with flags). `defaults=False`
+    leaves the defaults out of the help (resume: an option left out keeps the stored value)."""
 
     def decorate(f: Any) -> Any:
         for name in reversed(list(names)):
@@ -95,7 +96,7 @@ def setting_options(names: Iterable[str]) -> Callable[[Any], Any]:
             if not setting.flags:
                 continue
             help_text = setting.help.replace("%", "%%")
-            if setting.default not in (None, (), {}, False):
+            if defaults and setting.default not in (None, (), {}, False):
                 default = setting.default
                 if isinstance(default, tuple):  # as it is written here: a,b
                     default = ",".join(map(str, default))
