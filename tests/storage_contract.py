@@ -521,6 +521,38 @@ class StorageContract:
         assert [p.value for p in storage.get_metrics(a.id)] == [1.0]
         assert [p.value for p in storage.get_metrics(b.id)] == [2.0]
 
+    def test_metric_at_step_is_one_query_for_all_trials(self, storage: Storage) -> None:
+        study = new_study(storage)
+        curves = {  # trial -> reports (step, loss), in order
+            0: [(1, 0.9), (2, 0.8), (3, 0.7)],
+            1: [(1, 0.5), (3, 0.4), (3, 0.35), (6, 0.3)],  # step 3 reported twice: last wins
+            2: [(5, 0.2)],
+        }
+        made = []
+        for number, points in curves.items():
+            trial = claimed(storage, study)
+            assert trial.id is not None and trial.number == number
+            for step, loss in points:
+                assert storage.report(trial.id, OWNER, trial.lease_epoch, step, {"loss": loss,
+                                                                                  "acc": -loss})
+            made.append(trial)
+        assert storage.report(made[0].id, OWNER, 1, None, {"loss": 0.0})  # no step: never picked
+        complete(storage, made[0], 0.7)
+        sid = study.id
+        assert storage.metric_at_step(sid, "loss", 3) == {0: 0.7, 1: 0.35}
+        assert storage.metric_at_step(sid, "acc", 3) == {0: -0.7, 1: -0.35}
+        assert storage.metric_at_step(sid, "loss", 2, at="after") == {0: 0.8, 1: 0.35, 2: 0.2}
+        assert storage.metric_at_step(sid, "loss", 4, at="after") == {1: 0.3, 2: 0.2}
+        assert storage.metric_at_step(sid, "loss", 4, at="before") == {0: 0.7, 1: 0.35}
+        assert storage.metric_at_step(sid, "loss", 0, at="before") == {}
+        assert storage.metric_at_step(sid, "missing", 3) == {}
+        assert storage.metric_at_step(sid, "loss", 3, states=[TrialState.COMPLETE]) == {0: 0.7}
+        assert storage.metric_at_step(
+            sid, "loss", 1, at="after", states=[TrialState.RUNNING]
+        ) == {1: 0.5, 2: 0.2}
+        other = new_study(storage, "other")
+        assert storage.metric_at_step(other.id, "loss", 3) == {}
+
     def test_report_is_fenced(self, storage: Storage) -> None:
         study = new_study(storage)
         trial = claimed(storage, study)

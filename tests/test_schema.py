@@ -49,7 +49,8 @@ GOOD: dict[str, tuple[Any, list[str] | None, dict[str, Any]]] = {
     "seed": (5, ["5"], {}),
     "strategy": ("random", ["random"], {}),
     "strategy_options": ({"n_startup": 3}, ["n_startup=3"], {}),
-    "scheduler": (None, None, {}),
+    "scheduler": ("asha", ["asha"], {}),
+    "scheduler_options": ({"reduction_factor": 2}, ["reduction_factor=2"], {"scheduler": "asha"}),
     "objective": ("mod:fn", None, {}),
     "command": (["echo", ":x:"], None, {}),
     "shell": (True, [], {"command": "echo :x:"}),
@@ -92,14 +93,13 @@ BAD_BY_KIND: dict[str, tuple[Any, str | None]] = {
     "a mapping of option names to values": ({"bogus": 1}, "bogus=1"),
     "a command line (a string or a list of strings)": ([], None),
     "'module:function'": ("train", None),
-    "null (schedulers are not available yet)": ("median", None),
 }
 
 
 def bad_value(setting: Setting) -> tuple[Any, str | None]:
     """A bad value of `setting`, derived from its kind."""
     describe = setting.kind.describe.removesuffix(" or null")
-    if describe.startswith(("one of ", "a list of: ", "a strategy name")):
+    if describe.startswith(("one of ", "a list of: ", "a strategy name", "a scheduler name")):
         return ["bogus"] if describe.startswith("a list of: ") else "bogus", "bogus"
     if describe.startswith("a storage URL"):
         return "", ""

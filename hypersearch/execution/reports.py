@@ -40,8 +40,9 @@ from hypersearch.trial import Decision, FrozenTrial
 
 log = logging.getLogger("hypersearch.reports")
 
-# decide(trial, step, metrics) -> Decision: where a scheduler answers a report (a later issue)
-Decide = Callable[[FrozenTrial, "int | None", "dict[str, float]"], Decision]
+# decide(trial, step, metrics) -> Decision, or an answer with `.decision` and `.reason` (a
+# scheduler's Verdict): where the study's scheduler answers a report
+Decide = Callable[[FrozenTrial, "int | None", "dict[str, float]"], Any]
 
 
 def always_continue(trial: FrozenTrial, step: int | None, metrics: dict[str, float]) -> Decision:
@@ -64,6 +65,7 @@ class ReportBuffer:
         *,
         decide: Decide = always_continue,
         suggest: Callable[[FrozenTrial, str, Distribution], Any] | None = None,
+        explain: Callable[[FrozenTrial], str | None] | None = None,
         interval: float = 0.5,
         batch_size: int = 5_000,
         max_pending: int = 50_000,
@@ -73,6 +75,7 @@ class ReportBuffer:
         self.storage = storage
         self.decide = decide
         self._suggest = suggest
+        self._explain = explain
         self.interval = interval
         self.batch_size = batch_size  # rows that wake the writer, and the most per transaction
         self.max_pending = max_pending  # rows (reports, log lines) queued before producers wait
@@ -176,10 +179,15 @@ class ReportBuffer:
         self, trial: FrozenTrial, step: int | None, metrics: dict[str, float]
     ) -> Decision:
         try:
-            return self.decide(trial, step, metrics)
+            answer = self.decide(trial, step, metrics)
         except Exception:  # a scheduler's bug must not end the trial
             log.exception("trial %d: deciding on the report at step %s failed", trial.number, step)
             return Decision.CONTINUE
+        return answer if isinstance(answer, Decision) else answer.decision  # type: ignore[no-any-return]
+
+    def stop_reason(self, trial: FrozenTrial) -> str | None:
+        """Why the scheduler told `trial` to stop (None: it did not, or gave no reason)."""
+        return None if self._explain is None else self._explain(trial)
 
     def append_logs(
         self, trial: FrozenTrial, stream: str, lines: Sequence[tuple[int, str]]

@@ -259,6 +259,30 @@ class Storage(ABC):
     @abstractmethod
     def summary(self, study_id: int, direction: str) -> StudySummary: ...
 
+    def metric_at_step(
+        self,
+        study_id: int,
+        name: str,
+        step: int,
+        *,
+        at: str = "exact",
+        states: Sequence[TrialState] | None = None,
+    ) -> dict[int, float]:
+        """{trial number: value} of metric `name` for the study's trials (those in `states`),
+        one query for all of them: the value reported at `step` (``at="exact"``), at the first
+        step >= `step` (``"after"``: the resource at which a trial crossed a rung) or at the
+        latest step <= `step` (``"before"``). The last report wins where a step repeats; trials
+        without such a report are absent. Backends override this with one indexed query."""
+        pick = _STEP_PICKS[at]
+        out: dict[int, float] = {}
+        for trial in self.get_trials(study_id, states):
+            points = [(p.step, p.value) for p in self.get_metrics(trial.id)  # type: ignore[arg-type]
+                      if p.name == name and p.step is not None]
+            found = pick(points, step)
+            if found is not None:
+                out[trial.number] = found
+        return out
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
@@ -308,3 +332,22 @@ def owner_is_dead(owner: str) -> bool:
         return True
     except psutil.Error:
         return False
+
+
+def _exact(points: Sequence[tuple[int, float]], step: int) -> float | None:
+    found = [v for s, v in points if s == step]
+    return found[-1] if found else None
+
+
+def _first_after(points: Sequence[tuple[int, float]], step: int) -> float | None:
+    later = [s for s, _ in points if s >= step]
+    return None if not later else _exact(points, min(later))
+
+
+def _latest_before(points: Sequence[tuple[int, float]], step: int) -> float | None:
+    earlier = [s for s, _ in points if s <= step]
+    return None if not earlier else _exact(points, max(earlier))
+
+
+# how `Storage.metric_at_step` picks a trial's report: (step, value) pairs in report order
+_STEP_PICKS = {"exact": _exact, "after": _first_after, "before": _latest_before}

@@ -114,6 +114,11 @@ class StudyDefinition:
             raise SettingError("command", "a command objective needs a declared search space")
         sampler = self.sampler()
         sampler.check_space(self.space)
+        if s["scheduler"] is None and s["scheduler_options"]:
+            raise SettingError(
+                "scheduler_options", "given without a scheduler; name one, e.g. scheduler=asha"
+            )
+        self.build_scheduler()  # its options are checked
         command = self.command_objective()  # template and stop conditions parse
         if command is not None:
             try:
@@ -135,6 +140,25 @@ class StudyDefinition:
             raise SettingError("strategy_options", f"{self.strategy}: {problem}") from None
         object.__setattr__(self, "_sampler", sampler)
         return sampler
+
+    def build_scheduler(self) -> Any:
+        """The scheduler that answers reports: the named one and the stop conditions (a
+        threshold rule), or None when there is neither."""
+        from hypersearch.schedulers import Chain, SchedulerError, Threshold, make_scheduler
+
+        rules = []
+        if self.stop_conditions:
+            rules.append(Threshold(conditions=self.stop_conditions))
+        if self.settings["scheduler"] is not None:
+            try:
+                rules.append(make_scheduler(self.settings["scheduler"], self.scheduler_options))
+            except SchedulerError as error:
+                raise SettingError("scheduler_options", str(error)) from None
+            except TypeError as error:  # a nested scheduler's own options
+                raise SettingError("scheduler_options", f"{self.scheduler}: {error}") from None
+        if not rules:
+            return None
+        return rules[0] if len(rules) == 1 else Chain(rules)
 
     def command_objective(self) -> Any:
         """The `hs.Command` this study runs, or None for a Python objective."""

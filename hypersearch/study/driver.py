@@ -7,6 +7,7 @@ the CLI and (later) `hypersearch worker` all run this loop; `Study` itself only 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from hypersearch.execution.leases import LeaseKeeper, sweep
 from hypersearch.execution.protocol import Executor, TrialSetup, make_executor
 from hypersearch.storage.base import make_owner
 from hypersearch.study.progress import Progress, choose_style
+from hypersearch.study.scheduling import Scheduling, settle_pruned
 from hypersearch.study.schema import jobs_here
 from hypersearch.trial import FailureReason, FrozenTrial, Outcome, TrialState
 
@@ -61,6 +63,7 @@ class Leases:
         self._keeper: LeaseKeeper | None = None
         self._lock = threading.Lock()
         self.gate: _InterruptGate | None = None  # set by run(): claims hold Ctrl-C
+        self.scheduling: Scheduling | None = None  # set with the study's report buffer
 
     def _ensure_keeper(self) -> None:
         with self._lock:
@@ -125,6 +128,15 @@ class Leases:
         """Write a finished trial under its lease; re-queue it when the retry policy says so.
         A late result (lease lost) is logged, not raised."""
         claimed, outcome = finished.trial, finished.outcome
+        if outcome.state is TrialState.PRUNED:
+            scheduling = self.scheduling
+            if not outcome.failure_detail and scheduling is not None:
+                why = scheduling.reason(claimed)
+                if why:
+                    outcome = dataclasses.replace(outcome, failure_detail=why)
+            outcome = settle_pruned(
+                self.storage, claimed, outcome, self.definition.metric, self.definition.metric_agg
+            )
         written = self.storage.finish(
             claimed.id,  # type: ignore[arg-type]
             claimed.owner or "",
@@ -145,6 +157,8 @@ class Leases:
             word = _RETRYABLE.get(outcome.failure_reason or "")
             if word is not None and word in self.definition.retry_on:
                 self._retry(claimed.number, word)
+        if self.scheduling is not None:
+            self.scheduling.finished(dataclasses.replace(claimed, state=outcome.state))
         return written
 
     def _retry(

@@ -105,9 +105,18 @@ def _environment(value: Any) -> dict[str, str]:
     return env
 
 
-def _no_scheduler(value: Any) -> None:
-    if value is not None:
-        raise ValueError("early-stopping schedulers are not available yet; leave it null")
+def _scheduler_name(value: Any) -> str:
+    from hypersearch.schedulers import schedulers
+    from hypersearch.settings import did_you_mean
+
+    name = TEXT.convert(value)
+    known = schedulers()
+    if name not in known:
+        raise ValueError(
+            f"unknown scheduler {name!r}{did_you_mean(name, list(known))} "
+            f"(choose one of: {', '.join(known)})"
+        )
+    return name
 
 
 def _study_name(value: Any) -> str:
@@ -144,7 +153,9 @@ RETRY_ON = Kind("a list of: " + ", ".join(RETRY_REASONS), _retry_reasons)
 N_JOBS = Kind("a positive integer (or -1: every core)", _n_jobs, POSITIVE_INT.parse)
 STUDY_NAME = Kind("a study name (1-200 characters, no '/')", _study_name)
 STORAGE = Kind("a storage URL (sqlite:///file.db, postgresql://..., memory)", _storage)
-SCHEDULER = Kind("null (schedulers are not available yet)", _no_scheduler)
+SCHEDULER = Kind(
+    "a scheduler name: median, percentile, threshold, patience, asha, hyperband", _scheduler_name
+)
 STOP_CONDITIONS = Kind("a list of 'METRIC OP VALUE' strings", _stop_conditions)
 ENVIRONMENT = Kind("a mapping of variable names to strings", _environment)
 
@@ -174,8 +185,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("strategy_options", JSON_MAPPING, {},
             "the strategy's own settings, e.g. n_startup=20 for tpe, resolution=5 for grid",
             ("--strategy-opt",), group="strategy", metavar="KEY=VALUE"),
-    Setting("scheduler", SCHEDULER, None, "early stopping of poor trials (coming soon)",
-            group="strategy"),
+    Setting("scheduler", optional(SCHEDULER), None,
+            "stops poor trials early from their reports: median, asha, hyperband...",
+            ("--scheduler",), group="strategy", metavar="NAME"),
+    Setting("scheduler_options", JSON_MAPPING, {},
+            "the scheduler's own settings, e.g. reduction_factor=3 for asha",
+            ("--scheduler-opt",), group="strategy", metavar="KEY=VALUE"),
     Setting("objective", optional(OBJECTIVE), None,
             "a Python objective as module:function (instead of a command)",
             mutable=False, group="objective"),
@@ -254,6 +269,7 @@ def canonical(given: dict[str, Any], surface: str, where: str = "") -> Iterator[
     from hypersearch.settings import SettingError, did_you_mean
 
     aliases = aliases_for(surface)
+    given = _scheduler_instance(given)
     for key, value in given.items():
         name = aliases.get(key, key)
         setting = BY_NAME.get(name)
@@ -266,6 +282,22 @@ def canonical(given: dict[str, Any], surface: str, where: str = "") -> Iterator[
             yield name, setting.check(value)
         except SettingError as error:  # named as the user wrote it (an alias, a file key)
             raise SettingError(f"{where}{key}", error.problem) from None
+
+
+def _scheduler_instance(given: dict[str, Any]) -> dict[str, Any]:
+    """``scheduler=hs.schedulers.ASHA(...)`` (Python) as the stored name and options."""
+    from hypersearch.schedulers import Scheduler
+
+    value = given.get("scheduler")
+    if not isinstance(value, Scheduler):
+        return given
+    from hypersearch.settings import SettingError
+
+    if given.get("scheduler_options"):
+        raise SettingError(
+            "scheduler_options", "give options in the scheduler object or here, not both"
+        )
+    return {**given, "scheduler": value.name, "scheduler_options": value.config()}
 
 
 def _yaml_value(value: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -146,8 +147,32 @@ class Study:
     def _report_buffer(self) -> ReportBuffer:
         """The one path every report takes: batched writes, and the decision for the trial."""
         if self._reports is None:
-            self._reports = ReportBuffer(self.storage, suggest=self.suggest_param)
+            scheduling = self._scheduling()
+            self._leases.scheduling = scheduling
+            if scheduling is None:
+                self._reports = ReportBuffer(self.storage, suggest=self.suggest_param)
+            else:
+                self._reports = ReportBuffer(
+                    self.storage,
+                    suggest=self.suggest_param,
+                    decide=scheduling.decide,
+                    explain=scheduling.reason,
+                )
         return self._reports
+
+    def _scheduling(self) -> Any:
+        """The definition's scheduler with a view of this study, or None without one."""
+        scheduler = self._definition.build_scheduler()
+        if scheduler is None:
+            return None
+        from hypersearch.schedulers import StudyView
+        from hypersearch.storage.memory import MemoryStorage
+        from hypersearch.study.scheduling import Scheduling
+
+        # no other process shares memory storage: what this one saw is all there is
+        refresh = math.inf if isinstance(self.storage, MemoryStorage) else 2.0
+        view = StudyView(self.storage, self.id, self.direction, self.metric, refresh=refresh)
+        return Scheduling(scheduler, view)
 
     def _close_reports(self) -> None:
         if self._reports is not None:

@@ -334,43 +334,24 @@ class CommandExecutor:
 
     def _report(self, run: _Run, steps: list[int | None], values: list[dict[str, float]]) -> None:
         """Hand the reports of one read to the sink (in one call where it takes many), then
-        act on the decisions and stop conditions, report by report."""
+        act on the decisions (the study's scheduler, its stop conditions included)."""
         claimed = run.claimed
-        checks_stop = bool(self.spec.stop_conditions)
         report_many = getattr(self.sink, "report_metrics_many", None)
         decisions: Sequence[Decision | None] | None = None
-        if report_many is not None:
-            try:
-                decisions = report_many(claimed, steps, values)
-            except Exception as error:  # storage trouble must not kill the trial
-                log.warning("trial %d: metrics not stored: %s", claimed.number, error)
-            if decisions is None and not checks_stop:
-                return  # the common case: nothing to decide, nothing to check
-        for i, (step, metrics) in enumerate(zip(steps, values, strict=True)):
-            decision = None
+        try:
             if report_many is not None:
-                decision = None if decisions is None else decisions[i]
+                decisions = report_many(claimed, steps, values)
             else:
-                try:
-                    decision = self.sink.report_metrics(claimed, step, metrics)
-                except Exception as error:  # storage trouble must not kill the trial
-                    log.warning("trial %d: metrics not stored: %s", claimed.number, error)
+                decisions = [self.sink.report_metrics(claimed, s, m) for s, m in zip(steps, values, strict=True)]
+        except Exception as error:  # storage trouble must not kill the trial
+            log.warning("trial %d: metrics not stored: %s", claimed.number, error)
+        if decisions is None:
+            return  # the common case: nothing to decide
+        for step, decision in zip(steps, decisions, strict=True):
             if decision is not None and decision is not Decision.CONTINUE:
-                self._stop(run, f"the scheduler decided {decision.value.lower()} at step {step}")
-            if checks_stop:
-                self._check_stop(run, metrics)
-
-    def _check_stop(self, run: _Run, values: Mapping[str, float]) -> None:
-        if run.kill_reason is not None:
-            return
-        for condition in self.spec.stop_conditions:
-            value = values.get(condition.metric)
-            if value is not None and condition.holds(value):
-                self._stop(
-                    run,
-                    f"stop condition '{condition.metric} {condition.op} {condition.value:g}' "
-                    f"met ({condition.metric} = {value:g})",
-                )
+                explain = getattr(self.sink, "stop_reason", None)
+                why = None if explain is None else explain(claimed)
+                self._stop(run, why or f"the scheduler decided {decision.value.lower()} at step {step}")
                 return
 
     def _stop(self, run: _Run, why: str) -> None:

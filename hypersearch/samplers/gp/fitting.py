@@ -1,8 +1,8 @@
 """Fitting the GP to a history, at bounded cost, with a cache that never changes a result.
 
 Values are multiplied by the direction's sign (lower is better) and standardised; ±inf is
-clipped to the finite range and NaN ignored; FAILED and PRUNED trials are left out (no value,
-or one not comparable with finished runs).
+clipped to the finite range and NaN ignored; FAILED trials are left out; PRUNED trials count
+with the value they were stopped at (the sampler's choice, see `GPSampler.suggest`).
 
 Hyperparameters: the first fit starts from a smooth, noisy model (`prior.default_theta`) and
 `n_restarts` random points; every later fit is a short step (gradient tolerance 1e-2) from the

@@ -150,7 +150,10 @@ class GP(Sampler):
         done = [
             t
             for t in context.history
-            if t.state == TrialState.COMPLETE
+            # a PRUNED trial enters with the value it was stopped at: pessimistic for a slow
+            # learner, but leaving it out would blind the model to most of an early-stopped
+            # study (under ASHA most trials are pruned) and have it propose those regions again
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
             and t.value is not None
             and not math.isnan(float(t.value))
         ]

@@ -888,6 +888,59 @@ class SQLStorage(Storage):
 
         return self._run(work, write=False)
 
+    def metric_at_step(
+        self,
+        study_id: int,
+        name: str,
+        step: int,
+        *,
+        at: str = "exact",
+        states: Sequence[TrialState] | None = None,
+    ) -> dict[int, float]:
+        if at not in ("exact", "after", "before"):
+            raise ValueError(f"at must be 'exact', 'after' or 'before', got {at!r}")
+        m = metrics
+        ours = sa.and_(trials.c.study_id == study_id, m.c.name == name)
+        if states is not None:
+            ours = sa.and_(ours, trials.c.state.in_([s.value for s in states]))
+        joined = m.join(trials, trials.c.id == m.c.trial_id)
+        if at == "exact":
+            chosen_step: Any = sa.literal(step)
+            where = sa.and_(ours, m.c.step == step)
+            last = sa.select(m.c.trial_id, sa.func.max(m.c.id).label("id")).select_from(joined)
+            last = last.where(where).group_by(m.c.trial_id).subquery()
+        else:
+            # each trial's step of interest, then the last report at that step (index-only)
+            edge = sa.func.min(m.c.step) if at == "after" else sa.func.max(m.c.step)
+            near = m.c.step >= step if at == "after" else m.c.step <= step
+            chosen = (
+                sa.select(m.c.trial_id, edge.label("step"))
+                .select_from(joined)
+                .where(ours, near)
+                .group_by(m.c.trial_id)
+                .subquery()
+            )
+            chosen_step = chosen.c.step
+            last = (
+                sa.select(m.c.trial_id, sa.func.max(m.c.id).label("id"))
+                .join(chosen, sa.and_(chosen.c.trial_id == m.c.trial_id, m.c.step == chosen_step))
+                .where(m.c.name == name)
+                .group_by(m.c.trial_id)
+                .subquery()
+            )
+        query = (
+            sa.select(trials.c.number, m.c.value)
+            .select_from(last.join(m, m.c.id == last.c.id).join(trials, trials.c.id == m.c.trial_id))
+        )
+
+        def work(conn: Connection) -> dict[int, float]:
+            return {
+                number: math.nan if value is None else value
+                for number, value in conn.execute(query)
+            }
+
+        return self._run(work, write=False)
+
     def summary(self, study_id: int, direction: str) -> StudySummary:
         def work(conn: Connection) -> StudySummary:
             n_charged = conn.execute(

@@ -1,0 +1,59 @@
+"""A study's scheduler at work: each report observed, judged, and the reason kept for a stop.
+
+One `Scheduling` per open study handle; the report buffer asks it about every report
+(`decide`), the lease keeper tells it when a trial ends (`finished`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from hypersearch.schedulers import CONTINUE, Scheduler, StudyView, Verdict
+from hypersearch.schedulers.view import objective_metric
+from hypersearch.storage.base import Storage
+from hypersearch.trial import Decision, FrozenTrial, Outcome, TrialState
+
+
+class Scheduling:
+    def __init__(self, scheduler: Scheduler, view: StudyView) -> None:
+        self.scheduler, self.view = scheduler, view
+        self._reasons: dict[int, str] = {}  # trial number -> why it was told to stop
+        self._lock = threading.Lock()
+
+    def decide(self, trial: FrozenTrial, step: int | None, metrics: Mapping[str, float]) -> Verdict:
+        at = self.view.observe(trial, step, metrics)
+        verdict = self.scheduler.on_report(self.view, trial, at, metrics)
+        if verdict.decision is not Decision.CONTINUE:
+            with self._lock:
+                self._reasons.setdefault(trial.number, verdict.reason)
+        return verdict if verdict.decision is not Decision.CONTINUE else CONTINUE
+
+    def reason(self, trial: FrozenTrial) -> str | None:
+        """Why `trial` was told to stop (None: it was not)."""
+        with self._lock:
+            return self._reasons.get(trial.number)
+
+    def finished(self, trial: FrozenTrial) -> None:
+        with self._lock:
+            self._reasons.pop(trial.number, None)
+        self.view.finished(trial)
+
+
+def settle_pruned(
+    storage: Storage, trial: FrozenTrial, outcome: Outcome, metric: str | None, agg: str
+) -> Outcome:
+    """A PRUNED outcome without a value gets the aggregate (``metric_agg``) of what the trial
+    reported of the objective metric, so a stopped trial is ranked by what it showed."""
+    if outcome.state is not TrialState.PRUNED or outcome.value is not None or trial.id is None:
+        return outcome
+    import dataclasses
+
+    from hypersearch.execution.metric_lines import aggregate
+
+    points = storage.get_metrics(trial.id)
+    name = objective_metric({p.name for p in points}, metric)
+    if name is None:
+        return outcome
+    value = aggregate([p.value for p in points if p.name == name], agg)
+    return outcome if value is None else dataclasses.replace(outcome, value=value)
