@@ -26,7 +26,36 @@ write fails, or the variable is absent, the line is printed to stdout and flushe
 Inside a Python objective that hypersearch runs (in process or in a worker process),
 ``report`` does not print: it finds the running trial and calls ``trial.report``, so the report is
 stored and the decision (``Decision.CONTINUE`` / ``STOP`` / ``PAUSE``) is returned. In a shell
-command ``report`` returns None; there a STOP ends the command's process.
+command ``report`` returns None; the decision comes back through the decision channel below.
+
+Decision channel (shell commands)::
+
+    from hypersearch import client
+
+    client.listen()                      # optional: should_stop() declares it too
+    for epoch in range(1, 101):
+        client.report(step=epoch, loss=train_one_epoch())
+        if client.should_stop():         # one os.stat while nothing was decided
+            break                        # save, clean up, exit 0
+
+- hypersearch sets ``HYPERSEARCH_DECISION_FILE`` for every command: a path in the trial's
+  output folder that does not exist while the trial may go on. When the scheduler says STOP
+  (or PAUSE), hypersearch writes there, atomically (a temporary file, then ``os.replace``), one
+  JSON object: ``{"decision": "STOP", "reason": "...", "step": 3}``.
+- A command *listens* once it has printed the line ``@hypersearch {"listens": true}`` on the
+  report channel (``listen()`` does, once per process; ``should_stop()`` and ``decision()``
+  call it). A listening command told to stop is given the ``grace`` period to exit by itself;
+  only then is it sent SIGTERM (and SIGKILL after another ``grace``). A command that does not
+  listen is sent SIGTERM at once, as before. Either way the trial is recorded PRUNED with its
+  curve, whatever the exit code.
+- Declare listening before the first report whose answer you read (``listen()`` at the start,
+  or one ``should_stop()`` before the loop): hypersearch gives the grace period only to a
+  command whose ``listens`` line it read before it decided.
+- Any language: print the line, then test whether the file exists (and read it when it does).
+
+Inside a Python objective ``should_stop()`` and ``decision()`` ask the running trial
+(``trial.should_stop()``), and ``listen()`` does nothing. Outside any trial (a script run by
+hand) the decision is always ``"CONTINUE"``.
 
 This module uses only the standard library and imports nothing else from hypersearch: training
 scripts pay no import cost (no numpy) for reporting.
@@ -48,19 +77,26 @@ from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
+    "DECISION_FILE_ENV",
     "REPORT_FD_ENV",
     "TAG",
     "TRIAL_ENV",
     "current_trial",
+    "decision",
     "format_line",
     "in_trial",
+    "listen",
     "report",
+    "should_stop",
     "trial_context",
 ]
 
 TAG = "@hypersearch"
 REPORT_FD_ENV = "HYPERSEARCH_REPORT_FD"
 TRIAL_ENV = "HYPERSEARCH_TRIAL"
+DECISION_FILE_ENV = "HYPERSEARCH_DECISION_FILE"
+LISTEN_LINE = TAG + ' {"listens": true}'
+DECISIONS = ("CONTINUE", "STOP", "PAUSE")
 
 # Kept in step with hypersearch.execution.metric_lines.METRIC_NAME_RE (not imported: this module
 # must stay free of other hypersearch imports).
@@ -223,14 +259,92 @@ def report(step: int | None = None, **metrics: float) -> Any:
             )
         values = {_check_name(name): _check_value(name, v) for name, v in metrics.items()}
         return trial.report(checked_step, **values)
-    line = format_line(step, **metrics) + "\n"
+    _write_line(format_line(step, **metrics) + "\n")
+    return None
+
+
+def _write_line(line: str) -> None:
+    """One line to the report channel, else to stdout (see this module's docstring)."""
     with _LOCK:
         fd = _report_fd()
         if fd is not None and _write_fd(fd, line.encode("ascii")):
-            return None
+            return
         stream = sys.stdout
         if stream is None:  # pythonw and detached processes have no stdout
-            return None
+            return
         stream.write(line)  # the whole line in one call, so threads can't split it
         stream.flush()
-    return None
+
+
+_LISTENING: set[int] = set()  # pids that printed the listens line (a forked child prints its own)
+# (path, inode, mtime, size) of the decision file last read, and what it said
+_SEEN: list[Any] = [None, "CONTINUE"]
+
+
+def listen() -> None:
+    """Tell hypersearch that this command reads its decisions, so a STOP gives it the grace
+    period to exit by itself before any SIGTERM (see "Decision channel" above).
+
+    >>> listen()  # doctest: +SKIP
+
+    Prints ``@hypersearch {"listens": true}`` once per process, and only in a shell-command
+    trial (``HYPERSEARCH_DECISION_FILE`` set); a no-op inside a Python objective or elsewhere.
+    """
+    if current_trial() is not None or not os.environ.get(DECISION_FILE_ENV):
+        return
+    pid = os.getpid()
+    if pid in _LISTENING:
+        return
+    _LISTENING.add(pid)
+    _write_line(LISTEN_LINE + "\n")
+
+
+def decision() -> str:
+    """The latest decision on this trial: ``"CONTINUE"``, ``"STOP"`` or ``"PAUSE"``.
+
+    >>> decision()  # outside a trial  # doctest: +SKIP
+    'CONTINUE'
+
+    Inside a Python objective: the answer to the running trial's latest report. In a shell
+    command: what hypersearch wrote to ``$HYPERSEARCH_DECISION_FILE`` ("CONTINUE" while the
+    file is absent; one ``os.stat`` per call, the file read only when it changed). Declares
+    listening (`listen`) on its first call.
+    """
+    trial = current_trial()
+    if trial is not None:
+        answer = getattr(trial, "_decision", None)  # hypersearch.trial.Trial keeps the answer
+        if answer is None:
+            return "STOP" if trial.should_stop() else "CONTINUE"
+        return str(answer)
+    path = os.environ.get(DECISION_FILE_ENV)
+    if not path:
+        return "CONTINUE"
+    listen()
+    try:
+        st = os.stat(path)
+    except OSError:  # absent: nothing decided yet
+        return "CONTINUE"
+    key = (path, st.st_ino, st.st_mtime_ns, st.st_size)
+    if _SEEN[0] == key:
+        return str(_SEEN[1])
+    try:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+    except (OSError, ValueError):  # replaced as we read: the next call reads it again
+        return "CONTINUE"
+    said = payload.get("decision") if isinstance(payload, dict) else None
+    # anything hypersearch wrote there means "end now", whatever its spelling
+    answer = said.upper() if isinstance(said, str) and said.upper() in DECISIONS else "STOP"
+    _SEEN[:] = [key, answer]
+    return answer
+
+
+def should_stop() -> bool:
+    """True once hypersearch decided that this trial ends (STOP or PAUSE): save and return.
+
+    >>> if should_stop():  # doctest: +SKIP
+    ...     break
+
+    See `decision`; inside a Python objective this is ``trial.should_stop()``.
+    """
+    return decision() != "CONTINUE"

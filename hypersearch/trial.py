@@ -69,6 +69,9 @@ class FrozenTrial:
     id: int | None = None
     distributions: dict[str, Any] | None = None  # define-by-run trials: {name: distribution JSON}
     parent_number: int | None = None  # the stale trial this one retries
+    # PBT: {"parent": donor number, "step": donor's step, "replaces": the stopped trial,
+    # "changed": {name: [donor's value, this trial's]}}; None for a trial sampled afresh
+    lineage: dict[str, Any] | None = None
     space: Space | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -327,8 +330,13 @@ class Trial:
         space: Space | None,
         backend: TrialBackend,
         distributions: dict[str, Any] | None = None,
+        checkpoint_dir: str | None = None,
+        restore_from: str | None = None,
     ) -> None:
         self.number = number
+        self._checkpoint_dir = checkpoint_dir
+        # PBT: the verified copy of a better trial's checkpoint to start from (None: afresh)
+        self.restore_from = restore_from
         self.flat_params = dict(flat_params)
         self.space = space
         self.distributions = distributions  # define-by-run: filled by suggest_*
@@ -340,6 +348,27 @@ class Trial:
         if self.space is None:
             return concrete_define_by_run(self.flat_params, self.distributions or {})
         return self.space.unflatten(self.flat_params)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """This trial's own folder for checkpoints (created on first use). Save the model
+        there before each `report`; with ``scheduler="pbt"`` a better trial's copy of it may
+        become another trial's `restore_from`::
+
+            if trial.restore_from:
+                model.load(os.path.join(trial.restore_from, "model.pt"))
+            ...
+            model.save(os.path.join(trial.checkpoint_dir, "model.pt"))
+        """
+        if self._checkpoint_dir is None:
+            raise RuntimeError(
+                "this trial has no checkpoint folder: it was not started by a study "
+                "(optimize, ask or the CLI)"
+            )
+        import os
+
+        os.makedirs(self._checkpoint_dir, exist_ok=True)
+        return self._checkpoint_dir
 
     _decision: Decision = Decision.CONTINUE  # the answer to the latest report
 

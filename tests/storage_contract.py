@@ -366,6 +366,22 @@ class StorageContract:
         assert trial_by_number(storage, study, 1).state is TrialState.RUNNING
         assert claimed(storage, study, propose=recorder).number == 3
 
+    def test_lineage_is_stored_with_an_enqueued_trial_and_kept_by_its_retries(
+        self, storage: Storage
+    ) -> None:
+        study = new_study(storage)
+        lineage = {"parent": 0, "step": 5, "replaces": 1, "changed": {"lr": [0.1, 0.08]}}
+        number = storage.enqueue(study.id, {"x": "pbt"}, lineage)
+        assert trial_by_number(storage, study, number).lineage == lineage
+        trial = claimed(storage, study, lease_seconds=SHORT_LEASE)
+        assert (trial.number, trial.lineage) == (number, lineage)
+        time.sleep(EXPIRE_WAIT)
+        assert storage.sweep_stale(study.id, retry=True) == [number]
+        (again,) = storage.get_trials(study.id, states=[TrialState.WAITING])
+        assert (again.parent_number, again.lineage) == (number, lineage)
+        assert claimed(storage, study).lineage == lineage
+        assert claimed(storage, study, propose=lambda h, n: {"x": "new"}).lineage is None
+
     def test_enqueued_trials_count_against_the_budget(self, storage: Storage) -> None:
         study = new_study(storage)
         storage.enqueue(study.id, {"x": "q0"})
@@ -552,6 +568,11 @@ class StorageContract:
         ) == {1: 0.5, 2: 0.2}
         other = new_study(storage, "other")
         assert storage.metric_at_step(other.id, "loss", 3) == {}
+        # compute used, in steps: per trial last - first + 1 (steps 1-3, 1-6, 5 alone)
+        assert storage.resource_used(sid) == 3 + 6 + 1
+        assert storage.resource_used(other.id) == 0
+        assert storage.report(made[2].id, OWNER, 1, 8, {"loss": 0.1})  # type: ignore[arg-type]
+        assert storage.resource_used(sid) == 3 + 6 + 4
 
     def test_report_is_fenced(self, storage: Storage) -> None:
         study = new_study(storage)

@@ -27,8 +27,8 @@ from hypersearch.execution.command import (
     CommandTemplate,
     TemplateError,
 )
-from hypersearch.execution.command.folders import MAX_NAME, contained, safe_name, trial_output_dir
 from hypersearch.execution.command.process import SUPERVISED, supervisor_argv
+from hypersearch.execution.folders import MAX_NAME, contained, safe_name, trial_output_dir
 from hypersearch.execution.metric_lines import parse_stop_condition
 from hypersearch.trial import FrozenTrial, TrialState, clean_metrics, parse_result
 

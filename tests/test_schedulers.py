@@ -399,3 +399,103 @@ def test_gp_learns_from_pruned_trials() -> None:
         proposed.append(trial.params["x"])
         study.tell(trial, (trial.params["x"] - 0.3) ** 2)
     assert sorted(abs(x - 0.3) for x in proposed)[2] < 0.05, proposed
+
+
+KILLED_DRIVER = """
+import sys, time
+import hypersearch as hs
+
+def objective(params, trial):
+    loss = 0.0
+    for epoch in range(1, 10):
+        loss = params["x"] + 1.0 / epoch
+        trial.report(epoch, loss=loss)
+        if trial.should_stop():
+            raise hs.TrialPruned()
+        time.sleep(0.1)
+    return loss
+
+hs.load_study("r", sys.argv[1]).optimize(objective, verbose=False)
+"""
+
+
+def test_a_driver_killed_mid_rung_resumes_to_the_same_decisions(tmp_path: Path) -> None:
+    """SIGKILL the driver while a trial is between rungs; the resumed study re-runs that trial
+    and every trial ends as in a run never interrupted."""
+    import sqlite3
+    import subprocess
+    import time
+
+    xs = [0.5, 0.2, 0.9, 0.1, 0.7, 0.3, 0.8, 0.05, 0.6, 0.4, 0.45, 0.15]
+
+    def create(url: str) -> hs.Study:
+        study = hs.create_study(
+            SPACE, name="r", storage=url, strategy="random", max_trials=len(xs),
+            scheduler="asha", scheduler_options={"max_resource": 9},
+        )  # fmt: skip
+        for x in xs:
+            study.enqueue({"x": x})
+        return study
+
+    def outcome(url: str) -> dict[float, tuple[str, int]]:
+        study = hs.load_study("r", url)
+        out = {}
+        for trial in study.trials:
+            if trial.state is TrialState.FAILED:
+                continue  # the killed attempt; its re-run is what counts
+            steps = [p.step for p in study.storage.get_metrics(trial.id)]  # type: ignore[arg-type]
+            out[trial.params["x"]] = (trial.state.value, max(steps))
+        return out
+
+    whole_url = f"sqlite:///{tmp_path}/whole.db"
+    create(whole_url).optimize(pruned_objective, verbose=False)
+
+    path = tmp_path / "killed.db"
+    killed_url = f"sqlite:///{path}"
+    create(killed_url).close()
+    script = tmp_path / "driver.py"
+    script.write_text(KILLED_DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script), killed_url])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait for a trial past rung 1, short of rung 3
+            with sqlite3.connect(path) as db:
+                row = db.execute(
+                    "SELECT t.number, MAX(m.step) FROM trials t JOIN metrics m "
+                    "ON m.trial_id = t.id WHERE t.state = 'RUNNING' GROUP BY t.id"
+                ).fetchone()
+                done = db.execute(
+                    "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
+                ).fetchone()[0]
+            if row is not None and done >= 3 and row[1] in (1, 2):
+                break
+            time.sleep(0.005)
+        else:
+            pytest.fail("the driver never reached a trial between rungs")
+    finally:
+        driver.kill()
+        driver.wait()
+    study = hs.load_study("r", killed_url)
+    study.optimize(pruned_objective, verbose=False)
+    failed = study.get_trials(states=["FAILED"])
+    assert len(failed) == 1 and failed[0].failure_reason in ("crashed", "stale", "interrupted")
+    assert outcome(killed_url) == outcome(whole_url)
+    assert any(state == "PRUNED" for state, _ in outcome(whole_url).values())
+
+
+def test_max_resource_total_is_a_compute_budget_in_reported_steps(tmp_path: Path) -> None:
+    """Trials of 9 steps under a budget of 30 steps: the search ends when the fourth finishes
+    (27 < 30 <= 36), on any storage; a resume with the budget spent runs nothing, a larger
+    budget runs on."""
+    for storage in ("memory", f"sqlite:///{tmp_path}/r.db"):
+        study = hs.minimize(
+            pruned_objective, SPACE, storage=storage, strategy="random", seed=2,
+            max_resource_total=30, verbose=False,
+        )  # fmt: skip
+        assert len(study.trials) == 4
+        assert study.storage.resource_used(study.id) == 36
+    resumed = hs.load_study(study.name, storage)
+    resumed.optimize(pruned_objective, verbose=False)  # already spent: nothing more runs
+    assert len(resumed.trials) == 4
+    resumed.optimize(pruned_objective, max_resource_total=45, verbose=False)
+    assert len(resumed.trials) == 5

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import logging
 import math
@@ -413,6 +414,7 @@ def trials(
     param_names = list(dict.fromkeys(k for t in records for k in t.display_params()))
     key = _sort_key(sort, param_names, loaded.direction)
     records = sorted(records, key=key)[:limit]
+    lineages = any(t.lineage for t in records)
     rows = [
         [
             t.number,
@@ -421,10 +423,49 @@ def trials(
             *(_fmt(t.display_params().get(p)) for p in param_names),
             _fmt(t.duration),
             t.failure_reason or "",
+            *([_origin(t)] if lineages else []),
         ]
         for t in records
     ]
-    _table(["#", "state", loaded.metric or "value", *param_names, "seconds", "failure"], rows)
+    headers = ["#", "state", loaded.metric or "value", *param_names, "seconds", "failure"]
+    _table(headers + (["from"] if lineages else []), rows)
+
+
+def _origin(trial: Any) -> str:
+    """Where a PBT trial came from: ``3@8`` is trial 3's checkpoint at step 8."""
+    lineage = trial.lineage
+    return "" if not lineage else f"{lineage['parent']}@{lineage['step']}"
+
+
+@cli.command("lineage")
+@click.argument("study")
+@click.argument("trial", type=int)
+@_storage_option
+def lineage(study: str, trial: int, storage: str | None) -> None:
+    """Show where a trial came from (Population Based Training): each ancestor whose checkpoint
+    it continued, at which step, and which parameters changed."""
+    loaded = _load(study, storage)
+    try:
+        record = loaded.trial(trial)
+    except Exception as error:
+        raise UsageError(str(error)) from None
+    chain = [record]
+    while chain[-1].lineage and len(chain) < 10_000:
+        chain.append(loaded.trial(chain[-1].lineage["parent"]))
+    for child, parent in itertools.pairwise(chain):
+        link = child.lineage
+        changes = ", ".join(
+            f"{name} {_fmt(old)} -> {_fmt(new)}" for name, (old, new) in link["changed"].items()
+        )
+        click.echo(
+            f"trial {child.number} ({child.state.value}, {_fmt(child.value)}) continued "
+            f"trial {parent.number}'s checkpoint at step {link['step']}"
+            f"{' in place of trial ' + str(link['replaces']) if 'replaces' in link else ''}; "
+            f"{changes or 'no parameter changed'}"
+        )
+    root = chain[-1]
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in root.display_params().items())
+    click.echo(f"trial {root.number} ({root.state.value}, {_fmt(root.value)}) started afresh: {params}")
 
 
 def _sort_key(sort: str, params: Sequence[str], direction: str) -> Callable[[Any], Any]:

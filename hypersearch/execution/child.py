@@ -104,6 +104,8 @@ def main(argv: list[str]) -> None:
             space,
             backend,
             distributions={} if space is None else None,
+            checkpoint_dir=request.get("checkpoint_dir"),
+            restore_from=request.get("restore_from"),
         )
         with trial_context(trial):  # hs.report() inside the objective finds this trial
             outcome = evaluate(objective, style, trial, metric)

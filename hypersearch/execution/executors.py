@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hypersearch.client import trial_context
 from hypersearch.errors import HypersearchError
@@ -30,6 +30,9 @@ from hypersearch.execution.evaluate import evaluate
 from hypersearch.space import Distribution, Space
 from hypersearch.space.distributions import distribution_from_json
 from hypersearch.trial import Decision, FailureReason, FrozenTrial, Outcome, Trial, TrialState
+
+if TYPE_CHECKING:
+    from hypersearch.execution.checkpoints import Workspace
 
 log = logging.getLogger("hypersearch")
 
@@ -67,6 +70,26 @@ class _SinkBackend:
         return self.sink.suggest_param(self.claimed, name, dist)
 
 
+def open_workspace(
+    workspace: Callable[[FrozenTrial], Workspace] | None, claimed: FrozenTrial
+) -> Workspace | Finished | None:
+    """`claimed`'s folders (None: the study gives none), or its FAILED record when the
+    checkpoint copy it should start from is damaged: it never starts from a partial one."""
+    if workspace is None:
+        return None
+    from hypersearch.execution.checkpoints import CheckpointError
+
+    try:
+        return workspace(claimed)
+    except (CheckpointError, OSError) as error:
+        outcome = Outcome(
+            TrialState.FAILED,
+            failure_reason=FailureReason.INFRASTRUCTURE.value,
+            failure_detail=str(error),
+        )
+        return Finished(claimed, outcome)
+
+
 def finished_from_trial(claimed: FrozenTrial, trial: Trial, outcome: Outcome) -> Finished:
     define_by_run = trial.space is None
     return Finished(
@@ -91,7 +114,9 @@ class InProcessExecutor:
         space: Space | None,
         metric: str | None,
         sink: Sink,
+        workspace: Callable[[FrozenTrial], Workspace] | None = None,
     ) -> None:
+        self.workspace = workspace
         self.objective, self.style, self.space, self.metric, self.sink = (
             objective,
             style,
@@ -120,12 +145,18 @@ class InProcessExecutor:
         claimed = self._pending
         if claimed is None:
             return []
+        folders = open_workspace(self.workspace, claimed)
+        if isinstance(folders, Finished):
+            self._pending = None
+            return [folders]
         trial = Trial(
             claimed.number,
             claimed.flat_params,
             self.space,
             _SinkBackend(self.sink, claimed),
             distributions={} if self.space is None else None,
+            checkpoint_dir=folders.checkpoint_dir if folders else None,
+            restore_from=folders.restore_from if folders else None,
         )
         with trial_context(trial):  # hs.report() inside the objective finds this trial
             # Ctrl-C and SystemExit propagate; the trial stays in running() meanwhile, so the
@@ -207,10 +238,13 @@ class ProcessPoolExecutor:
         sink: Sink,
         n_workers: int,
         trial_timeout: float | None = None,
+        workspace: Callable[[FrozenTrial], Workspace] | None = None,
     ) -> None:
         import cloudpickle
 
         self.sink = sink
+        self.workspace = workspace
+        self._refused: list[Finished] = []  # claimed trials whose restore copy was damaged
         self.trial_timeout = trial_timeout
         self.capacity = n_workers
         self.shows_status = False
@@ -253,13 +287,16 @@ class ProcessPoolExecutor:
     @property
     def busy(self) -> int:
         """Workers running a trial or still starting (the driver keeps waiting for them)."""
-        return sum(1 for w in self._workers if w.trial is not None or not w.ready)
+        starting = sum(1 for w in self._workers if w.trial is not None or not w.ready)
+        return starting + len(self._refused)
 
     def status(self) -> list[dict[str, Any]] | None:
         return None
 
     def running(self) -> list[FrozenTrial]:
-        return [w.trial for w in self._workers if w.trial is not None]
+        return [w.trial for w in self._workers if w.trial is not None] + [
+            f.trial for f in self._refused
+        ]
 
     def cancel(self, reason: str) -> None:
         """Kill the workers running trials; their trials end as ``interrupted``."""
@@ -273,14 +310,24 @@ class ProcessPoolExecutor:
         return f"{socket.gethostname()}:{worker.process.pid}"
 
     def submit(self, claimed: FrozenTrial) -> None:
+        folders = open_workspace(self.workspace, claimed)
+        if isinstance(folders, Finished):
+            self._refused.append(folders)
+            return
         worker = next(w for w in self._workers if w.ready and w.trial is None)
         worker.trial, worker.started = claimed, time.monotonic()
-        message = {"op": "run", "number": claimed.number, "flat_params": claimed.flat_params}
+        message = {
+            "op": "run",
+            "number": claimed.number,
+            "flat_params": claimed.flat_params,
+            "checkpoint_dir": folders.checkpoint_dir if folders else None,
+            "restore_from": folders.restore_from if folders else None,
+        }
         with contextlib.suppress(OSError):  # a dead child's EOF is reported by wait()
             write_frame(worker.to_child, json.dumps(message).encode())
 
     def wait(self, timeout: float) -> list[Finished]:
-        done: list[Finished] = []
+        done, self._refused = self._refused, []
         deadline = time.monotonic() + timeout
         while not done:
             remaining = deadline - time.monotonic()

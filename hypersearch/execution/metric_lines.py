@@ -67,6 +67,7 @@ __all__ = [
     "MetricParser",
     "StopCondition",
     "aggregate",
+    "client_listens",
     "parse_client_line",
     "parse_stop_condition",
     "terminal_line",
@@ -242,6 +243,21 @@ def parse_client_line(text: str | bytes) -> MetricEvent | None:
     match = _TAG_RE.search(line)
     payload = line[match.end() :] if match else line
     return _client_event(_load_json(payload.strip()))
+
+
+def client_listens(text: str | bytes) -> bool:
+    """Whether a client line declares that its command reads the decision channel
+    (``@hypersearch {"listens": true}``, see `hypersearch.client.listen`). Never raises.
+
+    >>> client_listens('@hypersearch {"listens": true}'), client_listens('{"step": 1}')
+    (True, False)
+    """
+    line = _decode(text)
+    if "listens" not in line:  # the common case: one substring test
+        return False
+    match = _TAG_RE.search(line)
+    payload = _load_json((line[match.end() :] if match else line).strip())
+    return isinstance(payload, dict) and payload.get("listens") is True
 
 
 def _json_event(obj: dict[Any, Any]) -> MetricEvent | None:

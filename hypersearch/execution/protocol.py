@@ -33,6 +33,7 @@ from hypersearch.errors import HypersearchError
 log = logging.getLogger("hypersearch")
 
 if TYPE_CHECKING:
+    from hypersearch.execution.checkpoints import Workspace
     from hypersearch.execution.executors import Finished
     from hypersearch.space import Space
     from hypersearch.trial import FrozenTrial
@@ -50,6 +51,10 @@ class TrialSetup:
     trial_timeout: float | None  # seconds per trial
     grace: float  # seconds between SIGTERM and SIGKILL
     sink: Any  # report_metrics(trial, step, metrics), append_logs(trial, stream, lines), ...
+    # a trial's checkpoint and restore folders (hypersearch.execution.checkpoints); it raises
+    # CheckpointError when the copy to restore from is damaged: the trial then fails
+    workspace: Callable[[FrozenTrial], Workspace] | None = None
+    checkpoints: bool = False  # commands: make the folders and pass them even unasked (pbt)
 
 
 @runtime_checkable
@@ -107,7 +112,9 @@ def _in_process(objective: Any, setup: TrialSetup) -> Executor:
             "(nothing can stop it safely mid-call); use executor='process' to enforce it",
             setup.trial_timeout,
         )
-    return InProcessExecutor(objective, style, setup.space, setup.metric, setup.sink)
+    return InProcessExecutor(
+        objective, style, setup.space, setup.metric, setup.sink, workspace=setup.workspace
+    )
 
 
 def _process(objective: Any, setup: TrialSetup) -> Executor:
@@ -116,7 +123,14 @@ def _process(objective: Any, setup: TrialSetup) -> Executor:
 
     style = objective_style(objective, setup.space is None)
     return ProcessPoolExecutor(
-        objective, style, setup.space, setup.metric, setup.sink, setup.n_jobs, setup.trial_timeout
+        objective,
+        style,
+        setup.space,
+        setup.metric,
+        setup.sink,
+        setup.n_jobs,
+        setup.trial_timeout,
+        workspace=setup.workspace,
     )
 
 
@@ -126,7 +140,9 @@ def _command(objective: Any, setup: TrialSetup) -> Executor:
     if setup.space is None:
         raise HypersearchError("a Command objective needs a declared space")
     spec = objective.spec(setup.study_name, setup.deadline)
-    return CommandExecutor(spec, setup.space, setup.sink, setup.n_jobs)
+    return CommandExecutor(
+        spec, setup.space, setup.sink, setup.n_jobs, setup.workspace, setup.checkpoints
+    )
 
 
 BUILDERS: dict[str, Builder] = {"inprocess": _in_process, "process": _process}

@@ -5,7 +5,7 @@ computed from are fine (any worker on any machine must compute the same decision
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,13 @@ class Context:
     Define-by-run (`Sampler.suggest_param`): `space` is None, `history` is still every trial of
     the study (the one being suggested for among the pending ones, holding the parameters it
     has suggested so far), and `rng` is seeded from (study seed, number, parameter name).
+
+    `rung_values` (multi-fidelity studies: the scheduler is ASHA or Hyperband, and the sampler
+    `uses_rungs`): rung step -> {trial number: the objective metric at that step} for the
+    finished (COMPLETE, PRUNED) trials of `history` that reported at or past the step, the
+    value their first report there (``Storage.metric_at_step(..., at="after")``), in the
+    metric's own units. Stored reports of finished trials never change, so it is as much a
+    function of storage as `history`. None when the study has no halving scheduler.
     """
 
     space: Space | None
@@ -37,6 +44,7 @@ class Context:
     number: int
     seed: int
     direction: str = "minimize"
+    rung_values: Mapping[int, Mapping[int, float]] | None = None
 
     @property
     def sign(self) -> float:
@@ -49,7 +57,8 @@ class Sampler:
     `suggest_param` (define-by-run, one parameter at a time).
 
     `uses_history` tells the storage whether to load past trials before calling `suggest`;
-    samplers that ignore history (random, Sobol) then cost no database read.
+    samplers that ignore history (random, Sobol) then cost no database read. `uses_rungs`
+    asks the study for `Context.rung_values` when its scheduler is a halving one.
 
     A study is stored as JSON, so a sampler's settings must be too: `config()` returns the
     constructor's keyword arguments, JSON-safe, with ``type(s)(**s.config())`` an equal sampler.
@@ -57,6 +66,7 @@ class Sampler:
 
     name: str = ""
     uses_history: bool = False
+    uses_rungs: bool = False
 
     def suggest(self, context: Context) -> dict[str, Any] | None:
         """A flat assignment for trial `context.number`, or None when nothing is left to try."""

@@ -5,7 +5,9 @@ the "good" set, the rest, with the trials that failed because of their parameter
 ones and the pending ones, the "bad" set. Each set gives a Parzen density (a kernel mixture),
 ``l`` and ``g``, both mixed with the parameters' prior. Candidates are drawn from ``l`` and the
 one maximising ``l(x) / g(x)`` (which orders points as expected improvement does, Bergstra et
-al. 2011) is suggested.
+al. 2011) is suggested. In a study with a halving scheduler (ASHA, Hyperband) the ranked
+values are those of the highest rung that holds enough of them, pruned trials included, as in
+BOHB (Falkner et al. 2018; see `_targets`).
 
 Numbers live in a transformed space x (the logarithm for log scales), where kernels are
 Gaussians truncated to the parameter's bounds. Integers and quantized values are drawn
@@ -56,8 +58,9 @@ _ERFC_COEFFS = (
     -1.26551223,
 )
 
-# Row states in the observation arrays.
-_COMPLETE, _BAD, _IGNORED = 0, 1, 2
+# Row states in the observation arrays. _PRUNED rows are stored apart from _BAD ones: they
+# become observations where rung values rank them (multi-fidelity studies), bad ones otherwise.
+_COMPLETE, _BAD, _IGNORED, _PRUNED = 0, 1, 2, 3
 # Failures that say nothing about the parameters (the worker died, the study was stopped).
 _NEUTRAL_FAILURES = frozenset(
     {FailureReason.STALE, FailureReason.INFRASTRUCTURE, FailureReason.INTERRUPTED}
@@ -429,7 +432,7 @@ def _row_state(trial: FrozenTrial) -> int:
     if trial.state is TrialState.COMPLETE:
         return _COMPLETE if trial.value is not None and not math.isnan(trial.value) else _IGNORED
     if trial.state is TrialState.PRUNED:
-        return _BAD
+        return _PRUNED
     if trial.failure_reason in _NEUTRAL_FAILURES:
         return _IGNORED
     return _BAD
@@ -437,7 +440,7 @@ def _row_state(trial: FrozenTrial) -> int:
 
 class _Store:
     """The finished trials of one study as arrays in trial-number order: `x` (rows x
-    parameters, NaN where inactive), raw `values`, `states` (_COMPLETE/_BAD/_IGNORED).
+    parameters, NaN where inactive), raw `values`, `states` (_COMPLETE/_BAD/_IGNORED/_PRUNED).
 
     Finished trials never change, so each is encoded once; `frontier` is the length of the
     history prefix known to be finished and encoded, so a call scans only the trials after it
@@ -513,6 +516,70 @@ class _Store:
             self.prints[:1] = [_fingerprint(first)]
         if len(self.prints) < 2 or last.number > self.prints[-1][0]:
             self.prints[1:] = [_fingerprint(last)]
+
+
+# -- what the split ranks: final values, or values at a rung (multi-fidelity) ---------------------
+
+
+def _lookup(numbers: np.ndarray, found: Mapping[int, float]) -> np.ndarray:
+    """`found`'s value for each of the (sorted) trial `numbers`, NaN where it has none."""
+    out = np.full(len(numbers), math.nan)
+    if not found or not len(numbers):
+        return out
+    keys = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
+    vals = np.fromiter(found.values(), dtype=float, count=len(found))
+    pos = np.minimum(np.searchsorted(numbers, keys), len(numbers) - 1)
+    hit = numbers[pos] == keys
+    out[pos[hit]] = vals[hit]
+    return out
+
+
+def _targets(
+    context: Context,
+    numbers: np.ndarray,
+    values: np.ndarray,
+    states: np.ndarray,
+    n_startup: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(y, states, seen) for the good/bad split: y is the loss (lower better) of the rows
+    whose state is _COMPLETE, the observations; the other rows are _BAD or _IGNORED. `seen`
+    is what startup counts: the model is fitted once it reaches `n_startup`.
+
+    Without rung values the observations are the complete trials at their final value and the
+    pruned ones are bad. With them (a halving scheduler: `Context.rung_values`), as in BOHB
+    (Falkner et al. 2018), the observations are the trials' values at the highest level that
+    holds at least `n_startup` of them, the complete trials' final values being the top level:
+    there every configuration ran the same budget, so their values compare; the finished
+    trials stopped below that level are bad. Early in a halving study nearly every trial is
+    pruned, and this is what lets TPE model from them rather than draw at random until
+    `n_startup` trials ran to the end. Without rung values, pruned trials with a value count
+    towards startup too (they are finished evaluations, if bad ones)."""
+    sign = context.sign
+    complete = states == _COMPLETE
+    pruned = states == _PRUNED
+    base = np.where(pruned, _BAD, states).astype(np.int8)
+    y = np.where(complete, values * sign, np.nan)
+    rungs = context.rung_values
+    if not rungs or not len(numbers):
+        return y, base, int((complete | (pruned & ~np.isnan(values))).sum())
+    finished = complete | pruned
+    steps = sorted(rungs)
+    at = [np.where(finished, _lookup(numbers, rungs[r]) * sign, np.nan) for r in steps]
+    need = max(n_startup, 1)
+    counts = [int((~np.isnan(level)).sum()) for level in at]
+    n_final = int((~np.isnan(y)).sum())
+    if n_final >= need:
+        return y, base, n_final
+    for level, count in zip(reversed(at), reversed(counts), strict=True):
+        if count >= need:
+            observed = ~np.isnan(level)
+            out = base.copy()
+            out[observed] = _COMPLETE
+            # complete trials without a value at the rung (no report there) tell nothing here
+            out[complete & ~observed] = _IGNORED
+            return level, out, count
+    # no level holds enough yet: startup goes on until the most populated one does
+    return y, base, max([n_final, *counts])
 
 
 class _Plan:
@@ -642,13 +709,22 @@ class TPE(Sampler):
 
     Failed and pruned trials join the bad set (they say "not here"), except failures that are
     not about the parameters (stale lease, infrastructure, interruption), which are ignored, as
-    are NaN values. Pending trials (RUNNING, WAITING) join the bad set too (a constant liar
-    with the worst value), and a suggestion equal to a pending one is drawn again, so parallel
-    workers do not propose the same point.
+    are NaN values. Pruned trials with a value count towards `n_startup`. With a halving
+    scheduler (``scheduler="asha"`` or ``"hyperband"``: BOHB, Falkner et al. 2018) the good/bad
+    split ranks the values at the highest level holding ``n_startup`` of them: the complete
+    trials' final values, else the rung values (`Context.rung_values`) of every finished trial
+    that reached the highest such rung, pruned ones included; the trials stopped below it are
+    bad. So TPE models from the first rung on instead of waiting for ``n_startup`` trials to run
+    to the end, which few do under ASHA.
+
+    Pending trials (RUNNING, WAITING) join the bad set too (a constant liar with the worst
+    value), and a suggestion equal to a pending one is drawn again, so parallel workers do not
+    propose the same point.
     """
 
     name = "tpe"
     uses_history = True
+    uses_rungs = True
 
     def __init__(
         self,
@@ -795,6 +871,7 @@ class TPE(Sampler):
             store, pending = self._store_update(key, context.history, len(plan.names), encode)
             # a snapshot: the store replaces its arrays, it never writes into them
             x, values, states, seen = store.x, store.values, store.states, store.seen
+            numbers = store.numbers
         pending_x = np.array([encode(t) for t in pending], dtype=float)
         pending_x = pending_x.reshape(len(pending), len(plan.names))
         # points not to propose again: the pending ones always (parallel workers would
@@ -804,14 +881,13 @@ class TPE(Sampler):
         tiers = [_Taken(pending_keys, seen)] if self.avoid_repeats else []
         tiers.append(_Taken(pending_keys, None))  # every point evaluated: a repeat, not a pending
         rng = context.rng if rng is None else rng
-        complete = states == _COMPLETE
-        if int(complete.sum()) < self.n_startup:
+        y, states, seen_count = _targets(context, numbers, values, states, self.n_startup)
+        if seen_count < self.n_startup:
             for taken in tiers:
                 out, free = self._distinct(plan, lambda: prior(rng), taken)
                 if free:
                     break
             return out
-        y = np.where(complete, values * context.sign, np.nan)
         for taken in tiers:
             # one group holding every parameter: candidates already taken are skipped inside it
             skip = taken if len(plan.groups) == 1 else None
@@ -1043,13 +1119,17 @@ class TPE(Sampler):
 
         with self._lock:
             store, pending = self._store_update(key, context.history, 1, encode)
-            x, values, states = store.x, store.values, store.states
-        complete = (states == _COMPLETE) & ~np.isnan(x[:, 0])
+            x, values, states, numbers = store.x, store.values, store.states, store.numbers
+        active = ~np.isnan(x[:, 0])
+        # the rows that suggested this parameter: the rung is chosen among them
+        y, states, seen_count = _targets(
+            context, numbers[active], values[active], states[active], self.n_startup
+        )
+        x = x[active]
         rng = context.rng
-        if int(complete.sum()) < max(self.n_startup, 1):
+        if seen_count < max(self.n_startup, 1):
             value = dist.sample(rng)
             return value.item() if isinstance(value, np.generic) else value
-        y = np.where(states == _COMPLETE, values * context.sign, np.nan)
         pending_x = np.array([encode(t) for t in pending], dtype=float).reshape(len(pending), 1)
         with np.errstate(all="ignore"):
             group = _Group((), [0], [column])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +24,10 @@ from hypersearch.errors import HypersearchError
 from hypersearch.trial import Decision, FrozenTrial
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from hypersearch.schedulers.view import StudyView
+    from hypersearch.space import Space
 
 
 class SchedulerError(HypersearchError, ValueError):
@@ -32,11 +35,23 @@ class SchedulerError(HypersearchError, ValueError):
 
 
 @dataclass(frozen=True)
+class Exploit:
+    """Population Based Training's plan for a trial it stops: a new trial continues `donor`'s
+    checkpoint (as of `step`) with parameters from ``explore(space, donor's params, rng)``."""
+
+    donor: int
+    step: int
+    explore: Callable[[Space, Mapping[str, Any], np.random.Generator], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """A decision and, when it is not CONTINUE, why (stored with a stopped trial)."""
+    """A decision and, when it is not CONTINUE, why (stored with a stopped trial); PBT adds
+    what continues in the stopped trial's place."""
 
     decision: Decision
     reason: str = ""
+    exploit: Exploit | None = None
 
 
 CONTINUE = Verdict(Decision.CONTINUE)
@@ -131,9 +146,11 @@ def optional_number(owner: str, name: str, value: Any) -> float | None:
 def schedulers() -> dict[str, type[Scheduler]]:
     """Every scheduler by name."""
     from hypersearch.schedulers.halving import ASHA, Hyperband
+    from hypersearch.schedulers.pbt import PBT
     from hypersearch.schedulers.rules import Median, Patience, Percentile, Threshold
 
-    return {cls.name: cls for cls in (Median, Percentile, Threshold, Patience, ASHA, Hyperband)}
+    classes = (Median, Percentile, Threshold, Patience, ASHA, Hyperband, PBT)
+    return {cls.name: cls for cls in classes}
 
 
 def make_scheduler(name: str, options: Mapping[str, Any] | None = None) -> Scheduler:

@@ -79,6 +79,17 @@ class ASHA(Scheduler):
             level *= eta
         return level
 
+    def rungs(self, last_step: int) -> list[int]:
+        """Every bracket's rungs at or below `last_step`, ascending: ``min_resource *
+        reduction_factor**k`` (bracket b's are those from k = b on), below `max_resource`."""
+        out: list[int] = []
+        level = self.min_resource
+        top = last_step if self.max_resource is None else min(last_step, self.max_resource - 1)
+        while level <= top:
+            out.append(level)
+            level *= self.reduction_factor
+        return out
+
     def on_report(
         self, view: StudyView, trial: FrozenTrial, step: int, metrics: Mapping[str, float]
     ) -> Verdict:
@@ -129,6 +140,18 @@ class Hyperband(ASHA):
         while low * eta**count <= high:
             count += 1
         super().__init__(low, high, eta, count)
+
+
+def halving_of(scheduler: object) -> ASHA | None:
+    """The successive-halving rule (ASHA, Hyperband) a study's scheduler runs, also inside a
+    chain (stop conditions beside it) or wrapped by patience; None without one."""
+    if isinstance(scheduler, ASHA):
+        return scheduler
+    for inner in (*getattr(scheduler, "schedulers", ()), getattr(scheduler, "wraps", None)):
+        found = halving_of(inner) if inner is not None else None
+        if found is not None:
+            return found
+    return None
 
 
 def _unit(number: int) -> float:

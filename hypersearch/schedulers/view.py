@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hypersearch.storage.base import Storage
@@ -86,8 +86,10 @@ class StudyView:
         *,
         refresh: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        seed: int = 0,
     ) -> None:
         self.storage, self.study_id, self.metric = storage, study_id, metric
+        self.seed = seed  # the study's: schedulers that draw seed their generators with it
         self.sign = -1.0 if direction == "maximize" else 1.0
         self.refresh = refresh
         self.clock = clock
@@ -97,6 +99,8 @@ class StudyView:
         self._groups: dict[_Key, Callable[[int], int] | None] = {}
         self._complete: tuple[int, float] | None = None  # (count, when read)
         self._complete_here = 0  # completions seen here since that read
+        self._running: tuple[set[int], float] | None = None  # (RUNNING per storage, when read)
+        self._ended_here: set[int] = set()  # trials run here that ended since that read
         self._warned = False
 
     # -- the trial reporting -------------------------------------------------------------------
@@ -152,6 +156,7 @@ class StudyView:
         completed trials (its stored curve, read once)."""
         with self._lock:
             self._curves.pop(trial.number, None)
+            self._ended_here.add(trial.number)
             if trial.state is not TrialState.COMPLETE:
                 return
             self._complete_here += 1
@@ -225,6 +230,31 @@ class StudyView:
             ranking.rebuild()
             return ranking.sorted
 
+    def members(self, metric: str, step: int, *, at: str = "exact") -> dict[int, float]:
+        """{trial number: loss} behind `ranked` (same arguments; NaN left out)."""
+        self.ranked(metric, step, at=at)
+        with self._lock:
+            ranking = self._rankings[(metric, step, at, False, 0)]
+            merged = {**ranking.stored, **ranking.local}
+        return {n: v for n, v in merged.items() if not math.isnan(v)}
+
+    def running(self) -> set[int]:
+        """Numbers of the study's running trials: those reporting here, and those storage had
+        RUNNING at the last read (re-read after `refresh`), less those that ended here since."""
+        now = self.clock()
+        with self._lock:
+            fresh = self._running is not None and now - self._running[1] <= self.refresh
+        if not fresh and self.refresh != math.inf:
+            stored = {
+                t.number
+                for t in self.storage.get_trials(self.study_id, states=[TrialState.RUNNING])
+            }
+            with self._lock:
+                self._running, self._ended_here = (stored, now), set()
+        with self._lock:
+            stored = self._running[0] if self._running is not None else set()
+            return (stored - self._ended_here) | set(self._curves)
+
     def n_complete(self) -> int:
         """Completed trials of the study."""
         now = self.clock()
@@ -259,3 +289,82 @@ def percentile(ranked: list[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ranked) - 1)
     return ranked[low] + (ranked[high] - ranked[low]) * (position - low)
+
+
+# Past this many newly finished trials, one bulk query per rung beats one read per trial.
+_BULK = 32
+
+
+class RungValues:
+    """The objective metric of a study's finished trials at each rung of its halving scheduler,
+    for model-based strategies (BOHB-style TPE: `Context.rung_values`).
+
+    A finished trial's stored reports never change, so each trial is read once and kept: a
+    call reads the trials finished since the last one (`Storage.get_metrics`, one query each),
+    or, when many are new (a resumed study), every rung in one `Storage.metric_at_step` query.
+    Either way a trial's value at rung r is its first report at or after step r (a trial that
+    reports every step: its value at r), so every process computes the same values."""
+
+    def __init__(self, storage: Storage, study_id: int, metric: str | None, rungs: object) -> None:
+        self.storage, self.study_id, self.metric = storage, study_id, metric
+        self.halving = rungs  # an ASHA (Hyperband is one): its `rungs(last_step)`
+        self._lock = threading.Lock()
+        self._read: set[int] = set()  # finished trials already read
+        self._values: dict[int, dict[int, float]] = {}  # rung -> {number: value}
+
+    def values(self, history: Sequence[FrozenTrial]) -> dict[int, dict[int, float]]:
+        """rung -> {trial number: value} over the finished (COMPLETE, PRUNED) trials of
+        `history`; a new dict, which the caller may keep."""
+        with self._lock:
+            new = [
+                t
+                for t in history
+                if t.state in _FINISHED and t.id is not None and t.number not in self._read
+            ]
+            if len(new) > _BULK:
+                self._read_bulk(new)
+            else:
+                for trial in new:
+                    self._read_one(trial)
+            self._read.update(t.number for t in new)
+            return {rung: dict(found) for rung, found in self._values.items() if found}
+
+    def _read_one(self, trial: FrozenTrial) -> None:
+        stored = self.storage.get_metrics(trial.id)  # type: ignore[arg-type]
+        points = [p for p in stored if p.step is not None]
+        name = objective_metric({p.name for p in points}, self.metric)
+        if name is None:
+            return
+        curve: dict[int, float] = {}
+        for p in points:  # report order: the last report of a repeated step wins
+            if p.name == name:
+                curve[int(p.step)] = float(p.value)  # type: ignore[arg-type]
+        if not curve:
+            return
+        steps = sorted(curve)
+        for rung in self.halving.rungs(steps[-1]):  # type: ignore[attr-defined]
+            first = steps[bisect.bisect_left(steps, rung)]
+            self._values.setdefault(rung, {})[trial.number] = curve[first]
+
+    def _read_bulk(self, new: list[FrozenTrial]) -> None:
+        name = self.metric
+        if name is None:  # the name a report of theirs would be judged by
+            for trial in new:
+                points = self.storage.get_metrics(trial.id)  # type: ignore[arg-type]
+                name = objective_metric({p.name for p in points}, None)
+                if name is not None:
+                    break
+            if name is None:
+                return
+        wanted = {t.number for t in new}
+        for rung in self.halving.rungs(2**62):  # type: ignore[attr-defined]
+            stored = self.storage.metric_at_step(
+                self.study_id, name, rung, at="after", states=_FINISHED
+            )
+            found = {n: v for n, v in stored.items() if n in wanted}
+            if not found:
+                break  # no trial got this far, nor further
+            self._values.setdefault(rung, {}).update(found)
+
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

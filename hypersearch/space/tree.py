@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,6 +241,13 @@ class Space:
         else:
             for child in _children(node):
                 self._walk(child, pick, out)
+
+    def assign(self, pick: Callable[[str, Distribution], Any]) -> dict[str, Any]:
+        """A flat assignment built parameter by parameter in tree order, only down the branches
+        taken: ``pick(name, distribution)`` gives each raw value (a choice's option index)."""
+        out: dict[str, Any] = {}
+        self._walk(self.root, lambda p: _plain(pick(p.path, p.dist)), out)
+        return out
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """A random flat assignment drawn from the priors."""

@@ -165,13 +165,16 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    def enqueue(self, study_id: int, flat_params: dict[str, Any]) -> int:
-        """Add a WAITING trial with fixed parameters (charged to the budget); its number."""
+    def enqueue(
+        self, study_id: int, flat_params: dict[str, Any], lineage: dict[str, Any] | None = None
+    ) -> int:
+        """Add a WAITING trial with fixed parameters (charged to the budget) and, for a trial
+        that continues another's checkpoint, its `lineage` (a JSON object); its number."""
 
     @abstractmethod
     def retry(self, study_id: int, number: int) -> int | None:
         """Queue FAILED trial `number`'s parameters again as a WAITING trial whose
-        `parent_number` is `number`; the failed one stops counting against the budget. Returns
+        `parent_number` is `number` (its lineage kept); the failed one stops counting against the budget. Returns
         the new number, or None if `number` is not a failed trial still charged (already
         retried)."""
 
@@ -282,6 +285,17 @@ class Storage(ABC):
             if found is not None:
                 out[trial.number] = found
         return out
+
+    def resource_used(self, study_id: int) -> int:
+        """The compute the study's trials reported, in steps: per trial, the span of the steps
+        it reported (last - first + 1; a trial continuing another's checkpoint counts from its
+        own first report), summed. Backends override this with one query."""
+        total = 0
+        for trial in self.get_trials(study_id):
+            steps = [p.step for p in self.get_metrics(trial.id) if p.step is not None]  # type: ignore[arg-type]
+            if steps:
+                total += max(steps) - min(steps) + 1
+        return total
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

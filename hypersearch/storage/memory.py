@@ -34,6 +34,7 @@ class MemoryStorage(Storage):
         self._where: dict[int, tuple[int, int]] = {}  # trial id -> (study id, number)
         self._waiting: dict[int, list[int]] = {}  # study id -> WAITING numbers, oldest first
         self._metrics: dict[int, list[MetricPoint]] = {}
+        self._spans: dict[int, tuple[int, int]] = {}  # trial id -> (points, step span)
         self._logs: dict[int, list[LogLine]] = {}
         self._next_id = 1
 
@@ -87,6 +88,7 @@ class MemoryStorage(Storage):
                 return False
             for trial in self._trials.pop(record.id):
                 self._metrics.pop(trial.id, None)  # type: ignore[arg-type]
+                self._spans.pop(trial.id, None)  # type: ignore[arg-type]
                 self._logs.pop(trial.id, None)  # type: ignore[arg-type]
                 self._leases.pop(trial.id, None)  # type: ignore[arg-type]
                 self._where.pop(trial.id, None)  # type: ignore[arg-type]
@@ -150,7 +152,9 @@ class MemoryStorage(Storage):
             self._leases[claimed.id] = now + lease_seconds  # type: ignore[index]
             return claimed
 
-    def enqueue(self, study_id: int, flat_params: dict[str, Any]) -> int:
+    def enqueue(
+        self, study_id: int, flat_params: dict[str, Any], lineage: dict[str, Any] | None = None
+    ) -> int:
         with self._lock:
             trials = self._trials[study_id]
             number = len(trials)
@@ -162,6 +166,7 @@ class MemoryStorage(Storage):
                     flat_params=dict(flat_params),
                     created_at=time.time(),
                     id=trial_id,
+                    lineage=copy.deepcopy(lineage),
                 )
             )
             self._charged[study_id].add(number)
@@ -178,7 +183,7 @@ class MemoryStorage(Storage):
             if failed.state is not TrialState.FAILED or number not in self._charged[study_id]:
                 return None
             self._charged[study_id].discard(number)
-            again = self.enqueue(study_id, failed.flat_params)  # the lock is re-entrant
+            again = self.enqueue(study_id, failed.flat_params, failed.lineage)  # re-entrant lock
             trials[again] = dataclasses.replace(trials[again], parent_number=number)
             return again
 
@@ -319,7 +324,7 @@ class MemoryStorage(Storage):
                 swept.append(trial.number)
                 if retry and trial.parent_number is None:
                     self._charged[study_id].discard(trial.number)
-                    number = self.enqueue(study_id, trial.flat_params)
+                    number = self.enqueue(study_id, trial.flat_params, trial.lineage)
                     trials[number] = dataclasses.replace(trials[number], parent_number=trial.number)
             return swept
 
@@ -344,6 +349,19 @@ class MemoryStorage(Storage):
     def get_metrics(self, trial_id: int) -> list[MetricPoint]:
         with self._lock:
             return list(self._metrics.get(trial_id, []))
+
+    def resource_used(self, study_id: int) -> int:
+        with self._lock:
+            total = 0
+            for trial in self._trials[study_id]:
+                points = self._metrics.get(trial.id, [])  # type: ignore[arg-type]
+                cached = self._spans.get(trial.id)  # type: ignore[arg-type]
+                if cached is None or cached[0] != len(points):  # points are only appended
+                    steps = [p.step for p in points if p.step is not None]
+                    span = max(steps) - min(steps) + 1 if steps else 0
+                    cached = self._spans[trial.id] = (len(points), span)  # type: ignore[index]
+                total += cached[1]
+            return total
 
     def summary(self, study_id: int, direction: str) -> StudySummary:
         with self._lock:

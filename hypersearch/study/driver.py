@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import signal
 import threading
@@ -282,7 +283,10 @@ def run(
         trial_timeout=definition.trial_timeout,
         grace=definition.grace,
         sink=reports,
+        workspace=study.checkpoints().workspace,
+        checkpoints=definition.settings["scheduler"] == "pbt",
     )
+    queues_successors = definition.settings["scheduler"] == "pbt"  # while trials run
     chosen = executor if executor is not None else definition.executor
     running_executor = make_executor(objective, chosen, setup)
     study._clear_stop()  # a stop request ends the run it was made for, not a later one
@@ -291,7 +295,7 @@ def run(
     progress = Progress(study, definition, choose_style(verbose, running_executor.shows_status))
     stop = _Stop()
     failures = 0
-    goals = _Goals(study, definition)
+    goals = _Goals(study, definition, stop)
     last_summary = time.monotonic()
     unwritten: list[Finished] = []  # results handed back by the executor, not yet recorded
     unsubmitted: list[FrozenTrial] = []  # claimed, not yet handed to the executor
@@ -314,13 +318,17 @@ def run(
                     break
                 claimed = leases.claim(
                     study._propose,
-                    study.sampler.uses_history,
+                    study._claims_history,
                     running_executor.next_worker(),
                     unsubmitted.append,
                 )
+                if claimed is None and running_executor.busy and queues_successors:
+                    break  # a running trial may yet queue one in its place (pbt): ask again
                 if claimed is None:
                     stop.set(
-                        "budget spent"
+                        "the population trained to its end"
+                        if queues_successors
+                        else "budget spent"
                         if definition.max_trials is not None
                         else "search space exhausted"
                     )
@@ -337,6 +345,7 @@ def run(
                 del unwritten[0]  # (a Ctrl-C before this line: _abandon records it)
                 outcome = finished.outcome
                 goals.observe(outcome, stop)
+                goals.resource(stop)
                 progress.finished(finished)
                 if outcome.state is TrialState.FAILED:
                     failures += 1
@@ -354,6 +363,7 @@ def run(
                 summary = study.summary()
                 progress.update(summary, running_executor.status())
                 goals.merge(summary, stop)
+                goals.resource(stop, every=1.0)
                 if study.stop_requested():
                     stop.set("stop requested")
                     running_executor.cancel("the study was asked to stop")
@@ -382,13 +392,27 @@ class _Goals:
     """Target and patience, tracked from this driver's results at once and from the storage
     summary (every worker's results) periodically."""
 
-    def __init__(self, study: Study, definition: StudyDefinition) -> None:
+    def __init__(self, study: Study, definition: StudyDefinition, stop: _Stop) -> None:
         self.target, self.patience = definition.target, definition.patience
         self.sign = 1.0 if study.direction == "minimize" else -1.0
         self.best: float | None = None
         self.since_best = 0
         if self.target is not None or self.patience is not None:
             self.merge(study.summary(), _Stop())
+        self.study, self.max_resource = study, definition.max_resource_total
+        self._resource_read = -math.inf
+        self.resource(stop)  # a resumed study may have spent it already
+
+    def resource(self, stop: _Stop, every: float = 0.0) -> None:
+        """Stop once the steps reported by every worker reach `max_resource_total` (one
+        storage query; not again within `every` seconds)."""
+        now = time.monotonic()
+        if self.max_resource is None or now - self._resource_read < every:
+            return
+        self._resource_read = now
+        used = self.study.storage.resource_used(self.study.id)
+        if used >= self.max_resource:
+            stop.set(f"max_resource_total reached ({used} steps reported)")
 
     def _better(self, value: float) -> bool:
         return self.best is None or self.sign * value < self.sign * self.best

@@ -7,27 +7,41 @@ One `Scheduling` per open study handle; the report buffer asks it about every re
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from hypersearch.schedulers import CONTINUE, Scheduler, StudyView, Verdict
+from hypersearch.schedulers import CONTINUE, Exploit, Scheduler, StudyView, Verdict
 from hypersearch.schedulers.view import objective_metric
 from hypersearch.storage.base import Storage
 from hypersearch.trial import Decision, FrozenTrial, Outcome, TrialState
 
+HandOver = Callable[[FrozenTrial, Exploit], "int | None"]
+
 
 class Scheduling:
-    def __init__(self, scheduler: Scheduler, view: StudyView) -> None:
-        self.scheduler, self.view = scheduler, view
+    """`hand_over(stopped, plan)` queues the trial that continues in a stopped one's place
+    (PBT) and returns its number, or None when it cannot (the stopped trial then goes on)."""
+
+    def __init__(
+        self, scheduler: Scheduler, view: StudyView, hand_over: HandOver | None = None
+    ) -> None:
+        self.scheduler, self.view, self.hand_over = scheduler, view, hand_over
         self._reasons: dict[int, str] = {}  # trial number -> why it was told to stop
         self._lock = threading.Lock()
 
     def decide(self, trial: FrozenTrial, step: int | None, metrics: Mapping[str, float]) -> Verdict:
         at = self.view.observe(trial, step, metrics)
         verdict = self.scheduler.on_report(self.view, trial, at, metrics)
-        if verdict.decision is not Decision.CONTINUE:
-            with self._lock:
-                self._reasons.setdefault(trial.number, verdict.reason)
-        return verdict if verdict.decision is not Decision.CONTINUE else CONTINUE
+        if verdict.decision is Decision.CONTINUE:
+            return CONTINUE
+        reason = verdict.reason
+        if verdict.exploit is not None:
+            successor = None if self.hand_over is None else self.hand_over(trial, verdict.exploit)
+            if successor is None:
+                return CONTINUE
+            reason = f"{reason} (trial {successor})"
+        with self._lock:
+            self._reasons.setdefault(trial.number, reason)
+        return verdict
 
     def reason(self, trial: FrozenTrial) -> str | None:
         """Why `trial` was told to stop (None: it was not)."""

@@ -154,7 +154,8 @@ N_JOBS = Kind("a positive integer (or -1: every core)", _n_jobs, POSITIVE_INT.pa
 STUDY_NAME = Kind("a study name (1-200 characters, no '/')", _study_name)
 STORAGE = Kind("a storage URL (sqlite:///file.db, postgresql://..., memory)", _storage)
 SCHEDULER = Kind(
-    "a scheduler name: median, percentile, threshold, patience, asha, hyperband", _scheduler_name
+    "a scheduler name: median, percentile, threshold, patience, asha, hyperband, pbt",
+    _scheduler_name,
 )
 STOP_CONDITIONS = Kind("a list of 'METRIC OP VALUE' strings", _stop_conditions)
 ENVIRONMENT = Kind("a mapping of variable names to strings", _environment)
@@ -186,11 +187,14 @@ SETTINGS: tuple[Setting, ...] = (
             "the strategy's own settings, e.g. n_startup=20 for tpe, resolution=5 for grid",
             ("--strategy-opt",), group="strategy", metavar="KEY=VALUE"),
     Setting("scheduler", optional(SCHEDULER), None,
-            "stops poor trials early from their reports: median, asha, hyperband...",
+            "stops poor trials early from their reports: median, asha, hyperband, pbt...",
             ("--scheduler",), group="strategy", metavar="NAME"),
     Setting("scheduler_options", JSON_MAPPING, {},
             "the scheduler's own settings, e.g. reduction_factor=3 for asha",
             ("--scheduler-opt",), group="strategy", metavar="KEY=VALUE"),
+    Setting("checkpoint_dir", TEXT, "hypersearch-checkpoints",
+            "where trials keep checkpoints (trial.checkpoint_dir, :checkpoint_dir:); shared by "
+            "all workers for pbt", ("--checkpoint-dir",), group="strategy", metavar="DIR"),
     Setting("objective", optional(OBJECTIVE), None,
             "a Python objective as module:function (instead of a command)",
             mutable=False, group="objective"),
@@ -211,7 +215,8 @@ SETTINGS: tuple[Setting, ...] = (
             ("--trial-timeout", "--timeout"), group="objective",
             aliases={"timeout": ("cli", "yaml")}, metavar="SECONDS"),
     Setting("grace", SECONDS, 10.0,
-            "seconds between SIGTERM and SIGKILL when a trial is stopped", ("--grace",),
+            "seconds a stopped command gets to exit by itself when it listens for decisions, "
+            "then between SIGTERM and SIGKILL", ("--grace",),
             group="objective", metavar="SECONDS"),
     Setting("gpus", optional(GPU_LIST), None, "GPU indices to share out among trials",
             ("--gpus",), group="objective", metavar="0,1"),
@@ -220,6 +225,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_trials", optional(POSITIVE_INT), None,
             "the study's total budget of trials, across every worker and resume",
             ("-n", "--num-runs", "--max-trials"), group="limits"),
+    Setting("max_resource_total", optional(POSITIVE_INT), None,
+            "stop once the trials' reported steps (epochs) add up to this: a compute budget",
+            ("--max-resource-total",), group="limits", metavar="STEPS"),
     Setting("max_time", optional(SECONDS), None, "seconds for the whole search (this run)",
             ("--max-time",), group="limits", aliases={"timeout": ("python",)},
             metavar="SECONDS"),

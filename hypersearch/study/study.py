@@ -19,7 +19,7 @@ from hypersearch.errors import (
     StudyExhausted,
     StudyNotFoundError,
 )
-from hypersearch.execution.executors import Finished
+from hypersearch.execution.executors import Finished, open_workspace
 from hypersearch.execution.reports import ReportBuffer
 from hypersearch.samplers import Sampler
 from hypersearch.samplers.base import Context
@@ -57,6 +57,7 @@ class Study:
         self._leases = Leases(storage, record.id, definition)
         self._asked: dict[int, FrozenTrial] = {}
         self._reports: ReportBuffer | None = None  # made on the first report, per run
+        self._rungs: tuple[StudyDefinition, Any] | None = None  # (definition, its RungValues)
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -171,8 +172,63 @@ class Study:
 
         # no other process shares memory storage: what this one saw is all there is
         refresh = math.inf if isinstance(self.storage, MemoryStorage) else 2.0
-        view = StudyView(self.storage, self.id, self.direction, self.metric, refresh=refresh)
-        return Scheduling(scheduler, view)
+        view = StudyView(
+            self.storage, self.id, self.direction, self.metric, refresh=refresh, seed=self.seed
+        )
+        return Scheduling(scheduler, view, self._hand_over)
+
+    def checkpoints(self) -> Any:
+        """Where this study's trials keep checkpoints (a `CheckpointLayout`)."""
+        from hypersearch.execution.checkpoints import CheckpointLayout
+
+        return CheckpointLayout(self._definition.settings["checkpoint_dir"], self.name)
+
+    def _hand_over(self, stopped: FrozenTrial, plan: Any) -> int | None:
+        """Queue the trial that continues `plan.donor`'s checkpoint in `stopped`'s place, with
+        explored parameters and its lineage; its number, or None when the donor saved nothing
+        (exploiting needs checkpoints), the budget has no trial left, or this study has no
+        declared space."""
+        from hypersearch.execution.checkpoints import CheckpointError
+
+        donor = self.storage.get_trial(self.id, plan.donor)
+        if donor is None or self.space is None:
+            return None
+        budget = self._definition.max_trials
+        if budget is not None and self.storage.summary(self.id, self.direction).n_trials >= budget:
+            return None  # no trial left to continue in its place: it goes on
+        try:
+            restore = self.checkpoints().snapshot(plan.donor, plan.step, stopped.number)
+        except CheckpointError as error:
+            log.warning("pbt: trial %d goes on: %s", stopped.number, error)
+            return None
+        if restore is None:
+            if not getattr(self, "_said_no_checkpoint", False):
+                self._said_no_checkpoint = True
+                log.warning(
+                    "pbt: trial %d saved nothing in its checkpoint folder, so no trial can "
+                    "continue from it; save the model to trial.checkpoint_dir (a command: "
+                    ":checkpoint_dir: or $HYPERSEARCH_CHECKPOINT_DIR) and load it from "
+                    "trial.restore_from (:restore_dir:)", plan.donor,
+                )
+            return None
+        rng = np.random.default_rng([*param_seed(self.seed, stopped.number), plan.step])
+        params = plan.explore(self.space, donor.flat_params, rng)
+        new = FrozenTrial(number=-1, state=TrialState.WAITING, flat_params=params, space=self.space)
+        old = dataclasses.replace(donor, space=self.space).display_params()
+        shown = new.display_params()
+        changed = {
+            name: [old.get(name), shown.get(name)]
+            for name in sorted(set(old) | set(shown))
+            if old.get(name) != shown.get(name)
+        }
+        lineage = {
+            "parent": donor.number,
+            "step": plan.step,
+            "replaces": stopped.number,
+            "changed": changed,
+            "restore": restore,
+        }
+        return self.storage.enqueue(self.id, params, lineage)
 
     def _close_reports(self) -> None:
         if self._reports is not None:
@@ -183,9 +239,28 @@ class Study:
         """Fail trials left RUNNING by dead workers now; the numbers failed."""
         return self._leases.sweep()
 
+    def _population(self) -> int | None:
+        """PBT's population size: once that many trials have started afresh, the others only
+        continue checkpoints (None for every other scheduler)."""
+        if self._definition.settings["scheduler"] != "pbt":
+            return None
+        from hypersearch.schedulers import make_scheduler
+
+        return int(make_scheduler("pbt", self._definition.scheduler_options).population_size)
+
+    @property
+    def _claims_history(self) -> bool:
+        """Whether a claim loads the trials before proposing (the sampler, or PBT, needs them)."""
+        return self.sampler.uses_history or self._population() is not None
+
     def _propose(self, history: Sequence[FrozenTrial], number: int) -> dict[str, Any] | None:
         if self.space is None:
             return {}  # define-by-run: parameters arrive through trial.suggest_*
+        population = self._population()
+        if population is not None:
+            fresh = sum(1 for t in history if t.lineage is None and t.parent_number is None)
+            if fresh >= population:
+                return None  # the population is complete: only its successors start now
         context = Context(
             self.space,
             history,
@@ -193,20 +268,51 @@ class Study:
             number,
             self.seed,
             self.direction,
+            self._rung_values(history),
         )
         params = self.sampler.suggest(context)
         return None if params is None else self.space.validate(params)
+
+    def _rung_values(self, history: Sequence[FrozenTrial]) -> Any:
+        """`Context.rung_values` for a sampler that `uses_rungs` in a study whose scheduler is a
+        halving one (BOHB-style TPE), else None. The reader is kept per definition: it reads
+        each finished trial's curve once."""
+        sampler = self.sampler
+        if not history or not (sampler.uses_history and getattr(sampler, "uses_rungs", False)):
+            return None
+        if self._rungs is None or self._rungs[0] is not self._definition:
+            from hypersearch.schedulers.halving import halving_of
+            from hypersearch.schedulers.view import RungValues
+
+            halving = halving_of(self._definition.build_scheduler())
+            reader = (
+                None if halving is None else RungValues(self.storage, self.id, self.metric, halving)
+            )
+            self._rungs = (self._definition, reader)
+        reader = self._rungs[1]
+        return None if reader is None else reader.values(history)
 
     def ask(self) -> Trial:
         """Start a trial and return its live handle; finish it with `tell`.
 
         Raises StudyExhausted when the strategy has nothing left (a grid fully taken).
         """
-        claimed = self._leases.claim(self._propose, self.sampler.uses_history, None)
+        claimed = self._leases.claim(self._propose, self._claims_history, None)
         if claimed is None:
+            population = self._population()
             raise StudyExhausted(
-                f"study {self.name!r}: strategy {self.sampler.name!r} has no point left to try"
-                + (" or its budget is spent" if self._definition.max_trials else "")
+                f"study {self.name!r}: the pbt population of {population} trials has started "
+                "and no trial is queued to continue a checkpoint"
+                if population is not None
+                else f"study {self.name!r}: strategy {self.sampler.name!r} has no point left to "
+                "try" + (" or its budget is spent" if self._definition.max_trials else "")
+            )
+        folders = open_workspace(self.checkpoints().workspace, claimed)
+        if isinstance(folders, Finished):  # its restore copy is damaged: it never starts
+            self._leases.finish(folders)
+            raise HypersearchError(
+                f"trial {claimed.number} failed before it started: "
+                f"{folders.outcome.failure_detail}"
             )
         self._asked[claimed.number] = claimed
         return Trial(
@@ -215,6 +321,8 @@ class Study:
             self.space,
             _AskedBackend(self, claimed),
             distributions={} if self.space is None else None,
+            checkpoint_dir=folders.checkpoint_dir if folders else None,
+            restore_from=folders.restore_from if folders else None,
         )
 
     def tell(
@@ -283,13 +391,15 @@ class Study:
         return self.storage.enqueue(self.id, flat)
 
     def suggest_param(self, trial: FrozenTrial, name: str, dist: Distribution) -> Any:
+        history = self.trials if self.sampler.uses_history else []
         context = Context(
             None,
-            self.trials if self.sampler.uses_history else [],
+            history,
             np.random.default_rng(param_seed(self.seed, trial.number, name)),
             trial.number,
             self.seed,
             self.direction,
+            self._rung_values(history),
         )
         return self.sampler.suggest_param(context, name, dist)
 

@@ -3,7 +3,10 @@
 It starts up to `capacity` commands (each a `TrialProcess` in its own process group), reads their
 output without blocking, turns metric lines into reports, stores logs with a bounded head and
 tail, enforces timeouts, the search's deadline and stop conditions, and hands GPUs out through
-``CUDA_VISIBLE_DEVICES``. The driver loop treats it like any executor.
+``CUDA_VISIBLE_DEVICES``. A scheduler's STOP is written to the trial's decision file
+(``HYPERSEARCH_DECISION_FILE``); a command that listens to it is given the grace period to exit by
+itself (see "Decision channel" in `hypersearch.client`). The driver loop treats it like any
+executor.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hypersearch.execution.command.folders import trial_output_dir
+from hypersearch.execution.checkpoints import CheckpointError, Workspace
 from hypersearch.execution.command.process import (
     READ_CHUNK,
     BoundedLog,
@@ -34,13 +37,23 @@ from hypersearch.execution.command.process import (
 )
 from hypersearch.execution.command.template import CommandTemplate, flatten_values, format_value
 from hypersearch.execution.executors import Finished
-from hypersearch.execution.metric_lines import LineSplitter, MetricParser, StopCondition, aggregate
+from hypersearch.execution.folders import trial_output_dir
+from hypersearch.execution.metric_lines import (
+    LineSplitter,
+    MetricParser,
+    StopCondition,
+    aggregate,
+    client_listens,
+)
 from hypersearch.space import Space
 from hypersearch.trial import Decision, FailureReason, FrozenTrial, Outcome, TrialState
 
 log = logging.getLogger("hypersearch.command")
 
 STDERR_TAIL = 40  # lines of stderr quoted in a failure
+# In each trial's output folder: where a STOP is written for the command to read
+# (``HYPERSEARCH_DECISION_FILE``; see "Decision channel" in hypersearch.client).
+DECISION_FILE = ".hypersearch-decision.json"
 
 
 class CommandSink(Protocol):
@@ -68,7 +81,7 @@ class CommandSpec:
     stop_conditions: tuple[StopCondition, ...] = ()
     timeout: float | None = None  # per trial, seconds
     deadline: float | None = None  # time.monotonic() when the whole search must end
-    grace: float = 10.0  # seconds between SIGTERM and SIGKILL
+    grace: float = 10.0  # seconds from SIGTERM to SIGKILL (and from STOP to SIGTERM: listeners)
     gpus: tuple[int, ...] | None = None
     gpus_per_trial: int = 1
     output_root: str = "hypersearch-runs"
@@ -99,13 +112,27 @@ class _Run:
         self.kill_reason: tuple[str, str] | None = None  # (failure reason or "pruned", detail)
         self.deadline: float | None = None
         self.started = time.monotonic()
+        self.decision_file: str | None = None  # HYPERSEARCH_DECISION_FILE
+        self.listens = False  # it printed the client's "listens" line: STOP is asked, not forced
+        self.uses_client = False  # it reported on the client channel: stdout is not parsed
 
 
 class CommandExecutor:
     """Runs claimed trials as subprocesses; the driver loop treats it like any executor."""
 
-    def __init__(self, spec: CommandSpec, space: Space, sink: CommandSink, capacity: int) -> None:
+    def __init__(
+        self,
+        spec: CommandSpec,
+        space: Space,
+        sink: CommandSink,
+        capacity: int,
+        workspace: Callable[[FrozenTrial], Workspace] | None = None,
+        checkpoints: bool = False,
+    ) -> None:
         self.spec = spec
+        # a trial's checkpoint folders: made and passed when the command names them or the
+        # study's scheduler needs them (pbt)
+        self.workspace = workspace if checkpoints or spec.template.uses_checkpoints() else None
         self.space = space
         self.sink = sink
         self._free_gpus: list[int] = list(spec.gpus or [])
@@ -155,6 +182,8 @@ class CommandExecutor:
             if run.kill_reason is None:
                 run.kill_reason = (FailureReason.INTERRUPTED.value, reason)
                 self._terminate(run)
+            elif run.proc is not None and run.proc.term_at is not None:
+                self._terminate(run)  # stopped and listening: no more waiting for it
 
     def next_worker(self) -> str:
         host = socket.gethostname()
@@ -179,6 +208,15 @@ class CommandExecutor:
                     TrialState.FAILED,
                     failure_reason=FailureReason.EXIT_CODE.value,
                     failure_detail=start_error(self.spec.template.argv[0], error),
+                ),
+            )
+        except CheckpointError as error:  # the copy it should start from is damaged
+            self._end(
+                run,
+                Outcome(
+                    TrialState.FAILED,
+                    failure_reason=FailureReason.INFRASTRUCTURE.value,
+                    failure_detail=str(error),
                 ),
             )
         except ValueError as error:  # an output folder outside the root; a NUL byte in argv/env
@@ -229,6 +267,9 @@ class CommandExecutor:
         params_file = os.path.join(output_dir, "params.json")
         with open(params_file, "w") as f:
             json.dump(params, f, indent=2, default=str)
+        run.decision_file = os.path.join(output_dir, DECISION_FILE)
+        with contextlib.suppress(FileNotFoundError):  # a decision left by an earlier run
+            os.unlink(run.decision_file)
         env = {
             **os.environ,
             **spec.extra_env,
@@ -236,14 +277,24 @@ class CommandExecutor:
             "HYPERSEARCH_TRIAL": str(number),
             "HYPERSEARCH_PARAMS_FILE": params_file,
             "HYPERSEARCH_OUTPUT_DIR": output_dir,
+            "HYPERSEARCH_DECISION_FILE": run.decision_file,
             "PYTHONUNBUFFERED": "1",  # metric lines arrive as printed, not at exit
         }
+        folders: dict[str, str | None] = {}
+        if self.workspace is not None:
+            workspace = self.workspace(run.claimed)
+            os.makedirs(workspace.checkpoint_dir, exist_ok=True)
+            folders = {"checkpoint_dir": workspace.checkpoint_dir,
+                       "restore_dir": workspace.restore_from}  # fmt: skip
+            env["HYPERSEARCH_CHECKPOINT_DIR"] = workspace.checkpoint_dir
+            if workspace.restore_from is not None:
+                env["HYPERSEARCH_RESTORE_DIR"] = workspace.restore_from
         for path, value in flatten_values(params).items():
             env["HS_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", path).upper()] = format_value(value)
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, run.gpus))
         run.proc = proc = TrialProcess.start(
-            spec.template.render(params), env, spec.cwd, spec.grace
+            spec.template.render(params, folders), env, spec.cwd, spec.grace
         )
         now = time.monotonic()
         deadlines = [d for d in (spec.deadline, now + spec.timeout if spec.timeout else None) if d]
@@ -285,13 +336,18 @@ class CommandExecutor:
         one log call, one parser call and one sink call per read, with the events as columns
         (no container per line: see `MetricParser.scan`)."""
         if stream == "report":
+            if not run.listens:
+                run.listens = any(map(client_listens, lines))
             events = [e for line in lines for e in run.parser.feed_report(line)]
             steps: list[int | None] = [e.step for e in events]
             values = [e.values for e in events]
+            run.uses_client = run.uses_client or bool(events)
         else:
             run.logs[stream].extend(lines)
             if stream == "stderr":
                 run.stderr_tail.extend(lines)
+                return
+            if run.uses_client:  # its own reports say it all: progress lines would repeat them
                 return
             steps, values, _ = run.parser.scan(lines)
         if not values:
@@ -351,14 +407,41 @@ class CommandExecutor:
             if decision is not None and decision is not Decision.CONTINUE:
                 explain = getattr(self.sink, "stop_reason", None)
                 why = None if explain is None else explain(claimed)
-                self._stop(run, why or f"the scheduler decided {decision.value.lower()} at step {step}")
+                why = why or f"the scheduler decided {decision.value.lower()} at step {step}"
+                self._stop(run, why, decision, step)
                 return
 
-    def _stop(self, run: _Run, why: str) -> None:
-        """End a trial early: PRUNED with its curve, the process group terminated."""
+    def _stop(
+        self, run: _Run, why: str, decision: Decision = Decision.STOP, step: int | None = None
+    ) -> None:
+        """End a trial early: PRUNED with its curve. The decision is written to the command's
+        decision file; a command that listens gets the grace period to exit by itself, any
+        other has its process group terminated now."""
         if run.kill_reason is None:
             run.kill_reason = ("pruned", why)
-            self._terminate(run)
+            told = self._tell(run, decision, why, step)
+            if told and run.listens and run.proc is not None:
+                run.proc.terminate_later(self.spec.grace)
+            else:
+                self._terminate(run)
+
+    def _tell(self, run: _Run, decision: Decision, why: str, step: int | None) -> bool:
+        """Write the decision to the trial's decision file, atomically; False if it could not."""
+        path = run.decision_file
+        if path is None:
+            return False
+        payload = {"decision": decision.value, "reason": why, "step": step}
+        temporary = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(payload, f)
+            os.replace(temporary, path)
+        except OSError as error:
+            log.warning("trial %d: decision not written to %s: %s", run.claimed.number, path, error)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            return False
+        return True
 
     # -- ending -----------------------------------------------------------------------------
 
@@ -369,6 +452,8 @@ class CommandExecutor:
                 times.append(run.deadline)
             if run.proc is not None and run.proc.kill_at is not None:
                 times.append(run.proc.kill_at)
+            if run.proc is not None and run.proc.term_at is not None:
+                times.append(run.proc.term_at)
         return min(times)
 
     def _enforce_deadlines(self, now: float) -> None:
@@ -405,6 +490,7 @@ class CommandExecutor:
     def _finish(self, run: _Run) -> None:
         assert run.proc is not None
         code = run.proc.process.wait()
+        by_itself = run.proc.term_at is not None  # told to stop, and exited before the SIGTERM
         run.proc.signal(signal.SIGKILL)  # leftovers of the group (daemons, workers)
         for output in run.logs.values():
             rows = output.take_head() + output.take_tail()
@@ -419,6 +505,9 @@ class CommandExecutor:
             )
         else:
             outcome = self._outcome(run, code)
+            if by_itself and outcome.state is TrialState.PRUNED:
+                detail = f"{outcome.failure_detail}; the command exited by itself (code {code})"
+                outcome = dataclasses.replace(outcome, failure_detail=detail)
         self._end(run, outcome)
 
     def _outcome(self, run: _Run, code: int) -> Outcome:

@@ -93,6 +93,8 @@ class TrialProcess:
         self.report_fd: int | None = report_fd
         self.status_fd = status_fd
         self.kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
+        self.term_at: float | None = None  # when SIGTERM follows a decision it was told of
+        self._grace = 0.0
 
     @classmethod
     def start(
@@ -142,10 +144,21 @@ class TrialProcess:
 
     def terminate(self, grace: float) -> None:
         """SIGTERM now; `kill_if_due` sends SIGKILL `grace` seconds later."""
+        self.term_at = None
         self.signal(signal.SIGTERM)
         self.kill_at = time.monotonic() + grace
 
+    def terminate_later(self, grace: float) -> None:
+        """A command that listens to its decisions: SIGTERM only if it is still running
+        `grace` seconds from now (then SIGKILL another `grace` later), via `kill_if_due`."""
+        if self.term_at is None and self.kill_at is None:
+            self.term_at = time.monotonic() + grace
+            self._grace = grace
+
     def kill_if_due(self, now: float) -> None:
+        if self.term_at is not None and now >= self.term_at:
+            self.term_at = None
+            self.terminate(self._grace)
         if self.kill_at is not None and now >= self.kill_at:
             self.signal(signal.SIGKILL)
             self.kill_at = None

@@ -23,6 +23,11 @@ class TemplateError(ValueError):
     """A command template refers to something that is not in the space."""
 
 
+# Placeholders that name a trial's folders rather than a parameter (a parameter of the same
+# name wins): its own checkpoint folder, and the copy of a better trial's to start from (PBT).
+TRIAL_FOLDERS = frozenset({"checkpoint_dir", "restore_dir"})
+
+
 def value_paths(tree: Any, prefix: str = "") -> set[str]:
     """Every path a placeholder may name: the keys of the nested values the objective would get
     (``optimizer/name``, ``optimizer/momentum``), whichever branch they live in."""
@@ -102,32 +107,46 @@ class CommandTemplate:
                     found.append(text)
         return found
 
+    def uses_checkpoints(self) -> bool:
+        """True when a placeholder names a trial's checkpoint or restore folder."""
+        return any(name in TRIAL_FOLDERS for name in self.placeholders())
+
     def check(self, space: Any) -> list[str]:
         """Raise TemplateError for placeholders naming nothing; return the names of parameters
         no placeholder uses (for a warning: they still reach the command as env vars)."""
-        known = value_paths(space.tree if isinstance(space, Space) else space)
+        known = value_paths(space.tree if isinstance(space, Space) else space) | TRIAL_FOLDERS
         used = self.placeholders()
         unknown = [name for name in used if name not in known]
         if unknown:
-            listing = ", ".join(f":{k}:" for k in sorted(known) if k) or "(none)"
+            listing = ", ".join(f":{k}:" for k in sorted(known - TRIAL_FOLDERS) if k) or "(none)"
+            folders = ", ".join(f":{k}:" for k in sorted(TRIAL_FOLDERS))
             raise TemplateError(
                 f"the command uses {', '.join(f':{n}:' for n in unknown)} but the space has no "
-                f"such parameter; placeholders available: {listing} (write :: for a literal colon)"
+                f"such parameter; placeholders available: {listing}, and the trial's folders "
+                f"{folders} (write :: for a literal colon)"
             )
         space_obj = space if isinstance(space, Space) else Space(space)
         leaves = {re.sub(r"\[\d+\]", "", name) for name in space_obj.names}
         return sorted(name for name in leaves if not any(_covers(u, name) for u in used))
 
-    def render(self, values: Any) -> list[str]:
-        """The argv for these parameter values. With ``shell=True`` each substituted value is
-        quoted for the shell, so it stays one word whatever it contains."""
+    def render(self, values: Any, folders: Mapping[str, str | None] | None = None) -> list[str]:
+        """The argv for these parameter values and the trial's `folders` (``checkpoint_dir``,
+        ``restore_dir``: a token naming one that is None is dropped, so ``--resume=:restore_dir:``
+        is left out for a trial that starts afresh). With ``shell=True`` each substituted value
+        is quoted for the shell, so it stays one word whatever it contains."""
+        folders = folders or {}
         quote = shlex.quote if self.shell else (lambda text: text)
         argv: list[str] = []
         for token in self.argv:
             pieces: list[str] = []
             try:
                 for kind, text in _split_token(token):
-                    if kind == "name":
+                    if kind == "name" and text in TRIAL_FOLDERS and not _has(values, text):
+                        folder = folders.get(text)
+                        if folder is None:
+                            raise KeyError(text)
+                        pieces.append(quote(folder))
+                    elif kind == "name":
                         pieces.append(quote(format_value(_lookup(values, text))))
                     else:
                         pieces.append(text)
@@ -135,6 +154,14 @@ class CommandTemplate:
                 continue  # a parameter of a branch not taken: drop the token
             argv.append("".join(pieces))
         return ["/bin/sh", "-c", " ".join(argv)] if self.shell else argv
+
+
+def _has(values: Any, path: str) -> bool:
+    try:
+        _lookup(values, path)
+    except KeyError:
+        return False
+    return True
 
 
 def _covers(placeholder: str, name: str) -> bool:

@@ -40,6 +40,7 @@ trials = sa.Table(
     sa.Column("failure_reason", sa.String(32)),
     sa.Column("failure_detail", sa.Text),
     sa.Column("parent_number", sa.Integer),
+    sa.Column("lineage_json", sa.Text),  # PBT: the donor and what was explored (0003)
     sa.Column("charged", sa.Boolean, nullable=False),
     sa.Column("owner", sa.String(256)),
     sa.Column("lease_epoch", sa.Integer, nullable=False),

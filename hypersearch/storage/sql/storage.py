@@ -359,6 +359,7 @@ class SQLStorage(Storage):
                 json.loads(row.distributions_json) if row.distributions_json is not None else None
             ),
             parent_number=row.parent_number,
+            lineage=json.loads(row.lineage_json) if row.lineage_json is not None else None,
         )
 
     def _lock_study(self, conn: Connection, study_id: int, **changes: Any) -> Any:
@@ -533,9 +534,11 @@ class SQLStorage(Storage):
         ).first()
         return None if row is None else self._trial(row)
 
-    def enqueue(self, study_id: int, flat_params: dict[str, Any]) -> int:
+    def enqueue(
+        self, study_id: int, flat_params: dict[str, Any], lineage: dict[str, Any] | None = None
+    ) -> int:
         def work(conn: Connection) -> int:
-            return self._insert_waiting(conn, study_id, flat_params, None)
+            return self._insert_waiting(conn, study_id, flat_params, None, lineage)
 
         return self._run(work, write=True)
 
@@ -543,7 +546,7 @@ class SQLStorage(Storage):
         def work(conn: Connection) -> int | None:
             self._lock_study(conn, study_id)
             row = conn.execute(
-                sa.select(trials.c.id, trials.c.params_json).where(
+                sa.select(trials.c.id, trials.c.params_json, trials.c.lineage_json).where(
                     trials.c.study_id == study_id,
                     trials.c.number == number,
                     trials.c.state == TrialState.FAILED.value,
@@ -554,7 +557,10 @@ class SQLStorage(Storage):
                 return None
             conn.execute(trials.update().where(trials.c.id == row.id).values(charged=False))
             self._lock_study(conn, study_id, n_charged=studies.c.n_charged - 1)
-            return self._insert_waiting(conn, study_id, json.loads(row.params_json), number)
+            lineage = None if row.lineage_json is None else json.loads(row.lineage_json)
+            return self._insert_waiting(
+                conn, study_id, json.loads(row.params_json), number, lineage
+            )
 
         return self._run(work, write=True)
 
@@ -564,6 +570,7 @@ class SQLStorage(Storage):
         study_id: int,
         flat_params: dict[str, Any],
         parent_number: int | None,
+        lineage: dict[str, Any] | None = None,
     ) -> int:
         locked = self._lock_study(
             conn,
@@ -582,6 +589,7 @@ class SQLStorage(Storage):
                 metrics_json="{}",
                 user_attrs_json="{}",
                 parent_number=parent_number,
+                lineage_json=None if lineage is None else _dumps(lineage),
                 charged=True,
                 lease_epoch=0,
                 created_at=locked.now,
@@ -830,7 +838,10 @@ class SQLStorage(Storage):
                 )
                 if requeue:  # the copy takes over the budget slot of the stale trial
                     self._lock_study(conn, study_id, n_charged=studies.c.n_charged - 1)
-                    self._insert_waiting(conn, study_id, json.loads(row.params_json), row.number)
+                    lineage = None if row.lineage_json is None else json.loads(row.lineage_json)
+                    self._insert_waiting(
+                        conn, study_id, json.loads(row.params_json), row.number, lineage
+                    )
             return [row.number for row in rows]
 
         if not self._has_expired(study_id, dead):
@@ -885,6 +896,22 @@ class SQLStorage(Storage):
                 )
                 for row in rows
             ]
+
+        return self._run(work, write=False)
+
+    def resource_used(self, study_id: int) -> int:
+        m = metrics
+        spans = (
+            sa.select((sa.func.max(m.c.step) - sa.func.min(m.c.step) + 1).label("span"))
+            .select_from(m.join(trials, trials.c.id == m.c.trial_id))
+            .where(trials.c.study_id == study_id, m.c.step.is_not(None))
+            .group_by(m.c.trial_id)
+            .subquery()
+        )
+        query = sa.select(sa.func.coalesce(sa.func.sum(spans.c.span), 0))
+
+        def work(conn: Connection) -> int:
+            return int(conn.execute(query).scalar_one())
 
         return self._run(work, write=False)
 

@@ -1,4 +1,4 @@
-"""Output folders of command trials: ``<output root>/<safe study name>/<trial number>``.
+"""Trial folders (command outputs, checkpoints): ``<root>/<safe study name>/<trial>``.
 
 A study name is any text (it may come from another user's database), so the folder is named
 after a safe form of it and is checked to lie inside the output root: no name can write outside.

@@ -1,0 +1,11 @@
+"""Framework integrations. Each module imports its framework, so import the one you use:
+
+- `hypersearch.integrations.keras`: ``ReportCallback`` for Keras 3 ``model.fit``;
+- `hypersearch.integrations.lightning`: ``ReportCallback`` for a PyTorch Lightning ``Trainer``.
+
+Both report every epoch's logged metrics and stop training when hypersearch says so, in a
+Python objective and in a shell command alike (see "Decision channel" in `hypersearch.client`).
+This package itself imports nothing heavy.
+"""
+
+from __future__ import annotations
