@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 EPOCHS = 24
+EPOCH_SECONDS = 0.08  # an epoch takes time: the population trains side by side
 
 
 def best_log_lr(epoch: int, epochs: int = EPOCHS) -> float:
@@ -53,8 +54,9 @@ def objective(params: dict[str, Any], trial: Any) -> float:
         skill += gain(params["lr"], epoch)
         epoch += 1
         save(trial.checkpoint_dir, skill, epoch)
-        if trial.should_stop() or trial.report(epoch, loss=loss_of(skill)).value != "CONTINUE":
+        if trial.report(epoch, loss=loss_of(skill)).value != "CONTINUE":
             break
+        time.sleep(EPOCH_SECONDS)
     return loss_of(skill)
 
 
@@ -69,7 +71,7 @@ def main() -> None:
         epoch += 1
         save(checkpoint_dir, skill, epoch)
         print(json.dumps({"step": epoch, "loss": loss_of(skill)}), flush=True)
-        time.sleep(0.05)  # an epoch takes time: the population trains side by side
+        time.sleep(EPOCH_SECONDS)
 
 
 if __name__ == "__main__":

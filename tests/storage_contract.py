@@ -382,6 +382,20 @@ class StorageContract:
         assert claimed(storage, study).lineage == lineage
         assert claimed(storage, study, propose=lambda h, n: {"x": "new"}).lineage is None
 
+    def test_a_retry_is_claimed_at_the_place_of_the_trial_it_reruns(
+        self, storage: Storage
+    ) -> None:
+        study = new_study(storage)
+        for x in ("a", "b", "c"):
+            storage.enqueue(study.id, {"x": x})
+        first = claimed(storage, study)
+        assert first.flat_params == {"x": "a"}
+        assert storage.finish(first.id, OWNER, 1, Outcome(TrialState.FAILED))  # type: ignore[arg-type]
+        again = storage.retry(study.id, first.number)
+        assert again == 3
+        order = [claimed(storage, study).flat_params["x"] for _ in range(3)]
+        assert order == ["a", "b", "c"], "the re-run of 'a' goes before 'b' and 'c'"
+
     def test_enqueued_trials_count_against_the_budget(self, storage: Storage) -> None:
         study = new_study(storage)
         storage.enqueue(study.id, {"x": "q0"})

@@ -3,7 +3,6 @@ point (Python, YAML, command line), stored and restored, and real shell commands
 
 from __future__ import annotations
 
-import heapq
 import math
 import sys
 import textwrap
@@ -16,6 +15,7 @@ import hypersearch as hs
 from hypersearch.schedulers import ASHA, Hyperband, Median, SchedulerError, make_scheduler
 from hypersearch.settings import SettingError
 from hypersearch.trial import Decision, TrialState
+from tests.simulation import simulate
 
 SPACE = {"x": hs.uniform(0.0, 1.0)}
 
@@ -156,55 +156,6 @@ def test_hyperband_judges_a_trial_only_within_its_bracket() -> None:
 
 
 # -- a simulated clock: 8 workers, heterogeneous durations, thousands of trials ----------------
-
-
-def simulate(scheduler: str, trials: int, workers: int = 8, **options: Any) -> dict[str, float]:
-    """Run `trials` trials on `workers` simulated workers (epoch durations vary 10x between
-    configurations); returns the busy fraction and counts. A free worker starts a new trial at
-    once, as ASHA does: it never waits for a rung to fill."""
-    study = study_with(scheduler, **options)
-    max_epochs = options.get("max_resource", 27)
-    clock, busy, started = 0.0, 0.0, 0
-    events: list[tuple[float, int, int, Any]] = []  # (time, seq, epoch, trial)
-    seq = 0
-
-    def start(now: float) -> None:
-        nonlocal started, seq
-        trial = study.ask()
-        started += 1
-        heapq.heappush(events, (now + _epoch_time(trial), seq, 1, trial))
-        seq += 1
-
-    for _ in range(workers):
-        start(0.0)
-    epochs = 0
-    while events:
-        clock, _, epoch, trial = heapq.heappop(events)
-        busy += _epoch_time(trial)
-        epochs += 1
-        x = trial.params["x"]
-        loss = (x - 0.3) ** 2 + 1.0 / epoch + 0.01 * ((trial.number * 7919) % 13) / 13
-        if trial.report(epoch, loss=loss) is Decision.STOP:
-            study.tell(trial, state="pruned")
-        elif epoch == max_epochs:
-            study.tell(trial, loss)
-        else:
-            heapq.heappush(events, (clock + _epoch_time(trial), seq, epoch + 1, trial))
-            seq += 1
-            continue
-        if started < trials:
-            start(clock)
-    states = [t.state for t in study.trials]
-    return {
-        "busy": busy / (clock * workers),
-        "pruned": states.count(TrialState.PRUNED),
-        "complete": states.count(TrialState.COMPLETE),
-        "epochs": epochs,
-    }
-
-
-def _epoch_time(trial: Any) -> float:
-    return 0.1 + trial.params["x"]  # 0.1 to 1.1: configurations differ 10x in speed
 
 
 def test_asha_keeps_eight_simulated_workers_busy_over_thousands_of_trials() -> None:

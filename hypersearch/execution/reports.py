@@ -5,7 +5,7 @@ child), ``hs.report()`` inside one, the client line or a metric line of a shell 
 in `ReportBuffer.report_metrics`, the one function that stores a report and answers with a
 `Decision`. Storing means queueing: a writer thread writes what is queued in one transaction
 (`Storage.report_many`) at least every `interval` seconds, as soon as `batch_size` rows wait,
-and whenever `flush` is called. The driver calls ``flush(trial)`` before it writes the trial's
+and `flush` writes what is queued on the calling thread. The driver calls ``flush(trial)`` before it writes the trial's
 finish, so a finished trial's curve is complete, and ``close()`` at the end, which writes the
 rest. The queue is bounded: a producer that outruns the writer waits for it; nothing is dropped
 on a clean run. Rows refused because the trial's lease moved on are logged (once per trial, with
@@ -93,7 +93,6 @@ class ReportBuffer:
         self._logs: list[tuple[FrozenTrial, str, list[tuple[int, str]]]] = []
         self._log_rows = 0  # lines in _logs (memory is bounded in rows: reports + lines)
         self._counts: dict[int, _Counts] = {}  # trial id -> its items queued, taken, written
-        self._urgent = 0  # flush() calls waiting: the writer does not wait for the interval
         self._urgent_ids: dict[int, int] = {}  # trial id -> flush(trial) calls waiting for it
         self._closed = False
         self._refused: dict[int, int] = {}  # trial id -> rows refused (lease lost)
@@ -218,7 +217,9 @@ class ReportBuffer:
         return self._suggest(trial, name, dist)
 
     def flush(self, trial: FrozenTrial | None = None) -> None:
-        """Return once everything queued for `trial` (for every trial when None) is written."""
+        """Return once everything queued for `trial` (for every trial when None) is written.
+        The caller writes what is still queued itself (that trial's rows first) rather than
+        wake the writer thread and wait: a thread switch costs milliseconds, a tell should not."""
         tid = None if trial is None else trial.id
         with self._cond:
             # a snapshot: what is queued now, for this trial or for all
@@ -227,22 +228,26 @@ class ReportBuffer:
             else:
                 chosen = [self._counts.get(tid)]  # type: ignore[arg-type]
             target = [(c, c.reports, c.logs) for c in chosen if c is not None]
-            if not _done(target) and self._thread.is_alive():
-                self._urgent += 1
-                if tid is not None:  # the writer takes this trial's rows first
-                    self._urgent_ids[tid] = self._urgent_ids.get(tid, 0) + 1
-                self._cond.notify_all()
-                try:
-                    while not _done(target) and self._thread.is_alive():
-                        self._cond.wait(0.5)
-                finally:
-                    self._urgent -= 1
-                    if tid is not None:
-                        self._urgent_ids[tid] -= 1
-                        if not self._urgent_ids[tid]:
-                            del self._urgent_ids[tid]
-        if not _done(target):  # closed: write on this thread
-            self._write_after_close()
+            urgent = tid is not None and not _done(target)
+            if urgent:  # whoever takes the next batch takes this trial's rows first
+                self._urgent_ids[tid] = self._urgent_ids.get(tid, 0) + 1  # type: ignore[index]
+        try:
+            while not _done(target):
+                with self._write_lock:  # one batch at a time, in the order they were taken
+                    with self._cond:
+                        if _done(target):
+                            break
+                        reports, logs, done = self._take()
+                        self._cond.notify_all()  # producers waiting for room
+                    if not (reports or logs):
+                        break  # taken by another thread and written (or given up on) by it
+                    self._write_batch(reports, logs, done)
+        finally:
+            if urgent:
+                with self._cond:
+                    self._urgent_ids[tid] -= 1
+                    if not self._urgent_ids[tid]:
+                        del self._urgent_ids[tid]
         if trial is not None and tid is not None:
             with self._cond:
                 counts = self._counts.get(tid)
@@ -343,7 +348,7 @@ class ReportBuffer:
         while True:
             with self._cond:
                 deadline = time.monotonic() + self.interval
-                while not (self._closed or self._urgent or self._report_rows >= self.batch_size):
+                while not (self._closed or self._report_rows >= self.batch_size):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -352,10 +357,14 @@ class ReportBuffer:
                     if self._closed:
                         return
                     continue
-                reports, logs, done = self._take()
-                self._cond.notify_all()  # producers waiting for room
-            with self._write_lock:  # storage work outside the lock: producers keep queueing
-                self._write_batch(reports, logs, done)
+            # taken under the write lock, so batches reach storage in the order they were taken
+            # (a flushing thread writes too); storage work outside the buffer's lock
+            with self._write_lock:
+                with self._cond:
+                    reports, logs, done = self._take()
+                    self._cond.notify_all()  # producers waiting for room
+                if reports or logs:
+                    self._write_batch(reports, logs, done)
 
     def _write_batch(
         self, reports: list[Any], logs: list[Any], done: list[tuple[_Counts, int, int]]

@@ -169,7 +169,9 @@ class Storage(ABC):
         self, study_id: int, flat_params: dict[str, Any], lineage: dict[str, Any] | None = None
     ) -> int:
         """Add a WAITING trial with fixed parameters (charged to the budget) and, for a trial
-        that continues another's checkpoint, its `lineage` (a JSON object); its number."""
+        that continues another's checkpoint, its `lineage` (a JSON object); its number.
+        WAITING trials are claimed in number order, a re-run (`retry`) at the place of the
+        trial it re-runs, so an interrupted trial runs again before those queued after it."""
 
     @abstractmethod
     def retry(self, study_id: int, number: int) -> int | None:

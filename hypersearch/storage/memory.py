@@ -128,7 +128,10 @@ class MemoryStorage(Storage):
                 "worker": worker,
             }
             if self._waiting[study_id]:
-                waiting = trials[self._waiting[study_id].pop(0)]
+                queue = self._waiting[study_id]
+                first = min(queue, key=lambda n: (_queue_place(trials[n]), n))
+                queue.remove(first)
+                waiting = trials[first]
                 claimed = dataclasses.replace(waiting, lease_epoch=waiting.lease_epoch + 1, **lease)
             else:
                 if max_trials is not None and len(self._charged[study_id]) >= max_trials:
@@ -366,6 +369,11 @@ class MemoryStorage(Storage):
     def summary(self, study_id: int, direction: str) -> StudySummary:
         with self._lock:
             return summarize(self._trials[study_id], len(self._charged[study_id]), direction)
+
+
+def _queue_place(trial: FrozenTrial) -> int:
+    """Where a WAITING trial is claimed: a re-run takes the place of the trial it re-runs."""
+    return trial.number if trial.parent_number is None else trial.parent_number
 
 
 def stale_detail(owner: str | None, expired: bool) -> str:

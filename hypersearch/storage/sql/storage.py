@@ -490,7 +490,7 @@ class SQLStorage(Storage):
             waiting = conn.execute(
                 sa.select(trials.c.id)
                 .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING.value)
-                .order_by(trials.c.number)
+                .order_by(sa.func.coalesce(trials.c.parent_number, trials.c.number), trials.c.number)
                 .limit(1)
             ).scalar_one()
             now = float(locked.now)
