@@ -551,6 +551,21 @@ class StorageContract:
         assert [p.value for p in storage.get_metrics(a.id)] == [1.0]
         assert [p.value for p in storage.get_metrics(b.id)] == [2.0]
 
+    def test_get_metrics_many_reads_many_trials_at_once(self, storage: Storage) -> None:
+        study = new_study(storage)
+        a, b, c = claimed(storage, study), claimed(storage, study), claimed(storage, study)
+        assert a.id is not None and b.id is not None and c.id is not None
+        storage.report(a.id, OWNER, 1, 0, {"loss": 1.0, "acc": 0.1})
+        storage.report(a.id, OWNER, 1, 1, {"loss": 0.5})
+        storage.report(b.id, OWNER, 1, 0, {"acc": 0.2})
+        many = storage.get_metrics_many([a.id, b.id, c.id, a.id])
+        assert many == {a.id: storage.get_metrics(a.id), b.id: storage.get_metrics(b.id)}
+        losses = storage.get_metrics_many([a.id, b.id], "loss")
+        assert [(p.step, p.value) for p in losses[a.id]] == [(0, 1.0), (1, 0.5)]
+        assert b.id not in losses, "a trial without points of that metric is absent"
+        assert storage.get_metrics_many([]) == {}
+        assert storage.get_metrics_many([987654]) == {}
+
     def test_metric_at_step_is_one_query_for_all_trials(self, storage: Storage) -> None:
         study = new_study(storage)
         curves = {  # trial -> reports (step, loss), in order

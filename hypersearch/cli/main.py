@@ -346,30 +346,26 @@ def _fmt(value: Any) -> str:
 def studies(storage: str | None) -> None:
     """List the studies in the storage."""
     import hypersearch as hs
+    from hypersearch.study import read
 
     try:
-        from hypersearch.storage import get_storage
-
-        store = get_storage(_storage_url(storage), create=False)
-        records = store.list_studies()
+        found = read.list_studies(_storage_url(storage))
     except hs.HypersearchError as error:
         raise UsageError(str(error)) from None
-    rows = []
-    for record in records:
-        summary = store.summary(record.id, record.direction)
-        rows.append(
-            [
-                record.name,
-                record.direction,
-                record.metric or "value",
-                record.config.get("settings", {}).get("strategy", ""),
-                summary.n_trials,
-                summary.counts.get("RUNNING", 0),
-                _fmt(summary.best_value),
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at or 0)),
-                record.config.get("settings", {}).get("message") or "",
-            ]
-        )
+    rows = [
+        [
+            row.name,
+            row.direction,
+            row.metric or "value",
+            row.strategy,
+            row.n_trials,
+            row.running,
+            _fmt(row.best_value),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at or 0)),
+            row.message or "",
+        ]
+        for row in found
+    ]
     if not rows:
         click.echo(f"no studies in {_storage_url(storage)}")
         return
@@ -409,11 +405,25 @@ def trials(
     study: str, storage: str | None, states: tuple[str, ...], sort: str, limit: int | None
 ) -> None:
     """List a study's trials."""
+    from hypersearch.study import read
+
     loaded = _load(study, storage)
-    records = loaded.get_trials([s.upper() for s in states] if states else None)
-    param_names = list(dict.fromkeys(k for t in records for k in t.display_params()))
-    key = _sort_key(sort, param_names, loaded.direction)
-    records = sorted(records, key=key)[:limit]
+    # the read API pages (at most read.MAX_PAGE trials a call); the terminal shows them all
+    order = "asc" if sort != "value" or loaded.direction == "minimize" else "desc"
+    records: list[Any] = []
+    while limit is None or len(records) < limit:
+        try:
+            page = read.trial_page(
+                loaded.storage, loaded.name, states=states, sort=sort, order=order,
+                limit=read.MAX_PAGE, offset=len(records),
+            )
+        except read.ReadError as error:
+            _fail_usage(f"--sort {sort}: {error}")
+        records.extend(page.trials)
+        if len(records) >= page.total or not page.trials:
+            break
+    records = records[:limit]
+    param_names = page.param_names
     lineages = any(t.lineage for t in records)
     rows = [
         [
@@ -466,20 +476,6 @@ def lineage(study: str, trial: int, storage: str | None) -> None:
     root = chain[-1]
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in root.display_params().items())
     click.echo(f"trial {root.number} ({root.state.value}, {_fmt(root.value)}) started afresh: {params}")
-
-
-def _sort_key(sort: str, params: Sequence[str], direction: str) -> Callable[[Any], Any]:
-    sign = 1.0 if direction == "minimize" else -1.0
-    if sort == "number":
-        return lambda t: t.number
-    if sort == "value":
-        return lambda t: (t.value is None, sign * t.value if t.value is not None else 0.0)
-    if sort == "duration":
-        return lambda t: (t.duration is None, t.duration or 0.0)
-    if sort in params:
-        return lambda t: (t.display_params().get(sort) is None, str(t.display_params().get(sort)))
-    _fail_usage(f"--sort {sort}: use number, value, duration or one of: {', '.join(params)}")
-    raise AssertionError
 
 
 @cli.command("best")
@@ -561,19 +557,28 @@ def export(study: str, storage: str | None, fmt: str, output: str | None) -> Non
 @click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the trial ends")
 def logs(study: str, trial: int, storage: str | None, stream: str | None, follow: bool) -> None:
     """Print the stored output of a trial."""
+    from hypersearch.study import read
+
     loaded = _load(study, storage)
     try:
-        record = loaded.trial(trial)
+        loaded.trial(trial)
     except Exception as error:
         raise UsageError(str(error)) from None
-    seen: dict[str, int] = {}
+    # each stream followed from its own last line (seq numbers are per stream)
+    seen = {name: -1 for name in ([stream] if stream else ["stderr", "stdout"])}
     while True:
-        lines = loaded.storage.get_logs(record.id, stream)
-        for line in lines:
-            if line.seq > seen.get(line.stream, -1):
-                seen[line.stream] = line.seq
-                click.echo(line.text, err=line.stream == "stderr")
-        if not follow or loaded.trial(trial).state.is_finished:
+        finished = False
+        for name in seen:
+            while True:
+                page = read.trial_logs(loaded.storage, loaded.name, trial, after=seen[name],
+                                       stream=name)
+                for line in page.lines:
+                    click.echo(line.text, err=line.stream == "stderr")
+                seen[name] = page.next_after.get(name, seen[name])
+                finished = page.finished
+                if not page.more:
+                    break
+        if not follow or finished:
             break
         time.sleep(1.0)
 
@@ -650,6 +655,36 @@ def stop(study: str, storage: str | None) -> None:
     loaded = _load(study, storage)
     loaded.request_stop()
     click.echo(f"stop requested for study '{loaded.name}'; workers stop within a second or two")
+
+
+@cli.command("dashboard")
+@_storage_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on; any other than loopback needs --token-file")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="file holding the access token (at least 16 characters)")
+@click.option("--open", "open_browser", is_flag=True, help="open the page in a web browser")
+def dashboard(
+    storage: str | None, host: str, port: int, token_file: str | None, open_browser: bool
+) -> None:
+    """Serve a read-only web view of the studies in the storage (needs the dashboard extra:
+    pip install 'hypersearch[dashboard]')."""
+    import hypersearch as hs
+
+    try:
+        from hypersearch.dashboard import server
+        from hypersearch.dashboard.security import read_token
+    except ImportError as error:
+        _fail_usage(
+            f"the dashboard needs the dashboard extra ({error}): pip install 'hypersearch[dashboard]'"
+        )
+    try:
+        token = read_token(token_file) if token_file else None
+        server.serve(_storage_url(storage), host=host, port=port, token=token,
+                     open_browser=open_browser)
+    except (hs.HypersearchError, ValueError) as error:
+        raise UsageError(str(error)) from None
 
 
 @cli.command("demo")

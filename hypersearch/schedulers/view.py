@@ -96,6 +96,9 @@ class StudyView:
         self._lock = threading.Lock()
         self._curves: dict[int, Curve] = {}  # trial number -> curve (running here)
         self._rankings: dict[_Key, _Ranking] = {}
+        # metric -> the rankings of running trials' reports (not completed-only): what a report
+        # of that metric may enter, so a report looks at those alone
+        self._watching: dict[str, list[tuple[_Key, _Ranking]]] = {}
         self._groups: dict[_Key, Callable[[int], int] | None] = {}
         self._complete: tuple[int, float] | None = None  # (count, when read)
         self._complete_here = 0  # completions seen here since that read
@@ -137,10 +140,8 @@ class StudyView:
                 curve.best, curve.since_best = loss, 0
             elif not math.isnan(loss):
                 curve.since_best += 1
-            for key, ranking in self._rankings.items():
-                metric, rung, how, completed, group = key
-                if completed or metric != name:
-                    continue
+            for key, ranking in self._watching.get(name, ()):
+                _metric, rung, how, _completed, group = key
                 group_of = self._groups[key]
                 if group_of is not None and group_of(trial.number) != group:
                     continue
@@ -215,6 +216,8 @@ class StudyView:
             if ranking is None:
                 ranking = self._rankings[key] = _Ranking(stored)
                 self._groups[key] = group_of
+                if not completed:
+                    self._watching.setdefault(metric, []).append((key, ranking))
             else:  # what this process added is stored by now, or still only here
                 ranking.stored = stored
                 ranking.local = {n: v for n, v in ranking.local.items() if n not in stored}

@@ -264,6 +264,19 @@ class Storage(ABC):
     @abstractmethod
     def summary(self, study_id: int, direction: str) -> StudySummary: ...
 
+    def get_metrics_many(
+        self, trial_ids: Sequence[int], name: str | None = None
+    ) -> dict[int, list[MetricPoint]]:
+        """{trial id: its metric points in report order} for many trials (only metric `name`
+        when given); trials without points are absent. The dashboard draws many curves from
+        this; SQL backends override it with one query."""
+        out: dict[int, list[MetricPoint]] = {}
+        for trial_id in dict.fromkeys(trial_ids):
+            points = [p for p in self.get_metrics(trial_id) if name is None or p.name == name]
+            if points:
+                out[trial_id] = points
+        return out
+
     def metric_at_step(
         self,
         study_id: int,

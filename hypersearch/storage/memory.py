@@ -353,6 +353,19 @@ class MemoryStorage(Storage):
         with self._lock:
             return list(self._metrics.get(trial_id, []))
 
+    def get_metrics_many(
+        self, trial_ids: Sequence[int], name: str | None = None
+    ) -> dict[int, list[MetricPoint]]:
+        with self._lock:  # one consistent snapshot, as one query would give
+            out: dict[int, list[MetricPoint]] = {}
+            for trial_id in dict.fromkeys(trial_ids):
+                points = [
+                    p for p in self._metrics.get(trial_id, []) if name is None or p.name == name
+                ]
+                if points:
+                    out[trial_id] = points
+            return out
+
     def resource_used(self, study_id: int) -> int:
         with self._lock:
             total = 0

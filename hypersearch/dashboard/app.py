@@ -1,0 +1,147 @@
+"""The Starlette app: routes, error answers (4xx with a message, never a bare 500), headers."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hypersearch.dashboard import api, pages
+from hypersearch.dashboard.openapi import document
+from hypersearch.dashboard.security import Guard, check_bind
+from hypersearch.errors import HypersearchError, StudyNotFoundError
+from hypersearch.storage import Storage, get_storage
+from hypersearch.storage.base import StudyNameError
+from hypersearch.study.read import ReadError, TrialNotFoundError
+
+log = logging.getLogger("hypersearch.dashboard")
+
+# no script runs on these pages yet: the policy forbids every script, inline or not
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+def _status(error: Exception) -> int:
+    if isinstance(error, StudyNotFoundError | TrialNotFoundError):
+        return 404
+    if isinstance(error, ReadError | StudyNameError):
+        return 422
+    return 503  # a storage that is busy or unreachable: try again later
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>hypersearch: error</title>"
+        "<link rel='stylesheet' href='/static/style.css'></head><body><main>"
+        f"<h1>{status}</h1><p class='error'>{html.escape(message)}</p>"
+        "<p><a href='/'>all studies</a></p></main></body></html>"
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+async def _hypersearch_error(request: Request, error: Exception) -> Response:
+    status = _status(error)
+    if status == 503:
+        log.warning("dashboard: %s", error)
+    return _error(request, status, str(error))
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    message = {404: f"no such page: {request.url.path}",
+               405: f"{request.method} is not allowed here (this dashboard is read-only)"}
+    return _error(request, error.status_code, message.get(error.status_code, str(error.detail)))
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    log.exception("dashboard: unexpected error on %s", request.url.path)
+    return _error(request, 500, f"internal error ({type(error).__name__}); see the server log")
+
+
+class _Headers:
+    """ASGI middleware adding SECURITY_HEADERS to every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                         if k.encode() not in have]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(document())
+
+
+def create_app(
+    storage: Storage | str,
+    *,
+    host: str = "127.0.0.1",
+    token: str | None = None,
+    allowed_hosts: Iterable[str] = (),
+) -> Starlette:
+    """The dashboard over `storage` (a Storage, or the URL of an existing database), as served
+    on `host`; refuses a non-loopback `host` without a `token`. Read-only: no route writes."""
+    check_bind(host, token)
+    store = get_storage(storage, create=False) if isinstance(storage, str) else storage
+    study = "/studies/{name}"
+    routes = [
+        Route("/", pages.studies, name="studies"),
+        Route("/login", pages.login),
+        Route(study, pages.study, name="study"),
+        Route(study + "/trials/{number}", pages.trial, name="trial"),
+        Route("/api/openapi.json", openapi),
+        Route("/api/v1/studies", api.studies),
+        Route("/api/v1" + study, api.study),
+        Route("/api/v1" + study + "/trials", api.trials),
+        Route("/api/v1" + study + "/trials/{number}", api.trial),
+        Route("/api/v1" + study + "/trials/{number}/logs", api.logs),
+        Route("/api/v1" + study + "/series", api.series),
+        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(_Headers),
+            Middleware(Guard, bind_host=host, token=token, allowed_hosts=allowed_hosts),
+        ],
+        exception_handlers={
+            HypersearchError: _hypersearch_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.storage = store
+    app.state.token = token
+    app.state.templates = pages.make_templates()
+    return app

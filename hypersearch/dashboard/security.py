@@ -1,0 +1,152 @@
+"""Security defaults (DESIGN §6): loopback bind, token for anything else, Host/Origin checks.
+
+A page served on 127.0.0.1 can still be reached by any web site the user visits, through DNS
+rebinding (evil.example resolving to 127.0.0.1): the Host header check refuses such requests,
+since the browser sends the attacker's name. The Origin check refuses cross-site requests of
+any method but GET/HEAD/OPTIONS (CSRF); this slice has no such route, the check is there for
+the controls that come later.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from hypersearch.errors import HypersearchError
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+TOKEN_COOKIE = "hs_token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]],
+                   Awaitable[None]]
+
+
+class DashboardError(HypersearchError, ValueError):
+    """The dashboard cannot start as asked (a non-loopback bind without a token...)."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and the loopback addresses (127.0.0.0/8, ::1)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may resolve anywhere
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise DashboardError(
+            f"refusing to serve the dashboard on {host!r} without a token: that address is "
+            "reachable from other machines; give --token-file FILE (a file holding a secret), "
+            "or keep the default --host 127.0.0.1"
+        )
+
+
+def read_token(path: str | Path) -> str:
+    """The token in file `path` (surrounding whitespace removed); it must not be empty."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DashboardError(f"cannot read the token file {str(path)!r}: {error}") from None
+    if len(token) < 16:
+        raise DashboardError(
+            f"the token in {str(path)!r} is {len(token)} characters long; use at least 16 "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE)"
+        )
+    return token
+
+
+def _host_name(value: str) -> str:
+    """The name part of a Host header (``[::1]:8080`` -> ``::1``)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class Guard:
+    """ASGI middleware: Host check, Origin check on unsafe methods, and the token if set."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        bind_host: str,
+        token: str | None,
+        allowed_hosts: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.token = token
+        bind = bind_host.strip().strip("[]").lower()
+        # a wildcard bind answers on every name of the machine: the token guards it instead
+        self.any_host = bind in ("0.0.0.0", "::", "")
+        self.hosts = {*LOOPBACK_NAMES, bind, *(h.lower() for h in allowed_hosts)}
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            status, message = refusal
+            await _send_json(send, status, message)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
+        host = _host_name(headers.get("host", ""))
+        if not self.any_host and host not in self.hosts:
+            return 421, (
+                f"Host {headers.get('host', '')!r} is not this dashboard's address; open it as "
+                "http://127.0.0.1:PORT/ (requests naming another host are refused against DNS "
+                "rebinding)"
+            )
+        if scope["method"] not in SAFE_METHODS:
+            origin = headers.get("origin")
+            if origin is not None and (
+                origin == "null" or _host_name(urlsplit(origin).netloc) not in self.hosts
+            ):
+                return 403, f"cross-site request from Origin {origin!r} refused"
+        if self.token is not None and not self._authorised(scope, headers):
+            return 401, (
+                "this dashboard needs its token: open the login link printed when it started "
+                "(/login?token=...), or send the header 'Authorization: Bearer TOKEN'"
+            )
+        return None
+
+    def _authorised(self, scope: Scope, headers: dict[str, str]) -> bool:
+        assert self.token is not None
+        given: list[str] = []
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            given.append(auth[7:].strip())
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == TOKEN_COOKIE:
+                given.append(value)
+        if scope["path"] == "/login":
+            given.extend(parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", []))
+        return any(hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
+
+
+async def _send_json(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": {"status": status, "message": message}}).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
