@@ -723,6 +723,7 @@ def test_every_trial_failing_exits_1(tmp_path: Path) -> None:
 def test_demo_then_studies_best_trials_export_logs(tmp_path: Path) -> None:
     result = cli("demo", "-n", "4", "-p", "2", cwd=tmp_path, timeout=300, check=True)
     assert "best val_acc" in result.stdout and "hypersearch best demo-digits-mlp" in result.stdout
+    assert "hypersearch dashboard" in result.stdout
     listing = cli("studies", cwd=tmp_path, check=True).stdout
     assert "demo-digits-mlp" in listing and "maximize" in listing
     best = json.loads(cli("best", "demo-digits-mlp", "--json", cwd=tmp_path, check=True).stdout)

@@ -66,5 +66,6 @@ def run_demo(storage: str, num_runs: int, parallel: int, name: str) -> None:
         f"  hypersearch trials {name} --sort value{flag}\n"
         f"  hypersearch best {name}{flag}\n"
         f"  hypersearch logs {name} {study.best_trial.number}{flag}\n"
-        f"  hypersearch export {name} --format csv{flag} > {name}.csv"
+        f"  hypersearch export {name} --format csv{flag} > {name}.csv\n"
+        f"  hypersearch dashboard{flag}   # the same in a browser, http://127.0.0.1:8080/"
     )
