@@ -15,7 +15,6 @@ import io
 import itertools
 import json
 import logging
-import math
 import re
 import shlex
 import sys
@@ -312,17 +311,9 @@ def _load(name: str, storage: str | None, writable: bool = False) -> Any:
 
 
 def _json_safe(value: Any) -> Any:
-    """JSON has no infinities or NaN: +-inf are written as the strings "inf" and "-inf", NaN
-    as null, so every output is valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
+    from hypersearch.study.read import json_safe
+
+    return json_safe(value)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

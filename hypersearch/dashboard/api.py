@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from starlette.requests import Request
@@ -12,21 +11,8 @@ from hypersearch.study import read
 from hypersearch.trial import FrozenTrial
 
 
-def json_safe(value: Any) -> Any:
-    """JSON has no infinities or NaN: +-inf become "inf"/"-inf", NaN null (as the CLI does)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
 def answer(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(json_safe(data), status_code=status)
+    return JSONResponse(read.json_safe(data), status_code=status)
 
 
 def study_json(row: read.StudyRow) -> dict[str, Any]:

@@ -274,6 +274,7 @@ def run(
     deadline = None if definition.max_time is None else time.monotonic() + definition.max_time
     leases = study._leases
     reports = study._report_buffer()
+    queues_successors = study._population() is not None  # pbt, while trials run
     setup = TrialSetup(
         study_name=study.name,
         space=study.space,
@@ -284,9 +285,8 @@ def run(
         grace=definition.grace,
         sink=reports,
         workspace=study.checkpoints().workspace,
-        checkpoints=definition.settings["scheduler"] == "pbt",
+        checkpoints=queues_successors,  # pbt: commands get their checkpoint folders
     )
-    queues_successors = definition.settings["scheduler"] == "pbt"  # while trials run
     chosen = executor if executor is not None else definition.executor
     running_executor = make_executor(objective, chosen, setup)
     study._clear_stop()  # a stop request ends the run it was made for, not a later one

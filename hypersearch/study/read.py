@@ -29,6 +29,20 @@ from hypersearch.storage.base import LogLine
 from hypersearch.study.study import load_study
 from hypersearch.trial import FrozenTrial, TrialState
 
+
+def json_safe(value: Any) -> Any:
+    """A value as JSON can hold it: +-inf become the strings "inf"/"-inf", NaN null, unknown
+    objects their str; so every output of the CLI and the dashboard is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
 MAX_PAGE = 500  # trials per page
 DEFAULT_PAGE = 50
 MAX_SERIES_TRIALS = 200  # curves per series request

@@ -58,6 +58,8 @@ class Study:
         self._asked: dict[int, FrozenTrial] = {}
         self._reports: ReportBuffer | None = None  # made on the first report, per run
         self._rungs: tuple[StudyDefinition, Any] | None = None  # (definition, its RungValues)
+        self._pbt: tuple[StudyDefinition, int | None] | None = None  # (definition, population)
+        self._said_no_checkpoint = False  # the warning that a PBT donor saved nothing, once
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -202,7 +204,7 @@ class Study:
             log.warning("pbt: trial %d goes on: %s", stopped.number, error)
             return None
         if restore is None:
-            if not getattr(self, "_said_no_checkpoint", False):
+            if not self._said_no_checkpoint:
                 self._said_no_checkpoint = True
                 log.warning(
                     "pbt: trial %d saved nothing in its checkpoint folder, so no trial can "
@@ -242,11 +244,15 @@ class Study:
     def _population(self) -> int | None:
         """PBT's population size: once that many trials have started afresh, the others only
         continue checkpoints (None for every other scheduler)."""
-        if self._definition.settings["scheduler"] != "pbt":
-            return None
-        from hypersearch.schedulers import make_scheduler
+        if self._pbt is None or self._pbt[0] is not self._definition:  # asked at every claim
+            size = None
+            if self._definition.settings["scheduler"] == "pbt":
+                from hypersearch.schedulers import make_scheduler
 
-        return int(make_scheduler("pbt", self._definition.scheduler_options).population_size)
+                pbt = make_scheduler("pbt", self._definition.scheduler_options)
+                size = int(pbt.population_size)  # type: ignore[attr-defined]
+            self._pbt = (self._definition, size)
+        return self._pbt[1]
 
     @property
     def _claims_history(self) -> bool:
