@@ -892,3 +892,83 @@ class StorageContract:
         complete(storage, claimed(storage, study), 7.0)
         summary = storage.summary(study.id, "minimize")
         assert (summary.best_number, summary.best_value) == (2, 7.0)
+
+    # reads for the dashboard (storage/queries.py is the reference) ------------------------
+
+    def _mixed_study(self, storage: Storage) -> tuple[StudyRecord, list[FrozenTrial]]:
+        """Ten finished trials with params x (number), mixed text/number `t`, values with a
+        NaN and a missing one, final metric `acc`; one RUNNING."""
+        study = new_study(storage)
+        made = []
+        for i in range(10):
+            params = {"x": float(i), "t": (i % 3) if i % 2 else f"s{i % 4}"}
+            made.append(claimed(storage, study, propose=lambda h, n, p=params: p))
+        for i, trial in enumerate(made):
+            assert trial.id is not None
+            value = math.nan if i == 4 else None if i == 7 else float((i * 7) % 10)
+            state = TrialState.PRUNED if i == 7 else TrialState.COMPLETE
+            assert storage.finish(trial.id, OWNER, trial.lease_epoch,
+                                  Outcome(state, value, {"acc": i / 10}))
+        made.append(claimed(storage, study, propose=lambda h, n: {"x": 99.0, "t": 1}))
+        return study, made
+
+    @pytest.mark.parametrize("sort", ["number", "value", "state", "params.x", "params.t",
+                                      "metrics.acc", "duration"])
+    @pytest.mark.parametrize("descending", [False, True])
+    def test_query_trials_sorts_as_the_reference(
+        self, storage: Storage, sort: str, descending: bool
+    ) -> None:
+        from hypersearch.storage.queries import TrialQuery, select_trials
+
+        study, _ = self._mixed_study(storage)
+        query = TrialQuery(sort=sort, descending=descending, limit=4, offset=2)
+        page, total = storage.query_trials(study.id, query)
+        expected, expected_total = select_trials(storage.get_trials(study.id), query)
+        if sort == "duration":  # durations tie within a clock tick: compare the values
+            assert [t.duration for t in page] == [t.duration for t in expected]
+        else:
+            assert [t.number for t in page] == [t.number for t in expected]
+        assert total == expected_total == 11
+
+    def test_query_trials_filters_states_ranges_numbers(self, storage: Storage) -> None:
+        from hypersearch.storage.queries import TrialQuery
+
+        study, _ = self._mixed_study(storage)
+
+        def numbers(**kwargs: Any) -> tuple[list[int], int]:
+            page, total = storage.query_trials(study.id, TrialQuery(**kwargs))
+            return [t.number for t in page], total
+
+        assert numbers(states=(TrialState.PRUNED, TrialState.RUNNING)) == ([7, 10], 2)
+        assert numbers(ranges=(("params.x", 2.0, 5.0),)) == ([2, 3, 4, 5], 4)
+        assert numbers(ranges=(("value", None, 3.0),)) == ([0, 3, 6, 9], 4), "NaN, None out"
+        assert numbers(ranges=(("metrics.acc", 0.75, None),)) == ([8, 9], 2)
+        assert numbers(ranges=(("params.t", 1.0, 2.0),)) == ([1, 5, 7, 10], 4), "text: no number"
+        assert numbers(numbers=(8, 3, 42), sort="value") == ([3, 8], 2)
+        assert numbers(limit=3, offset=9) == ([9, 10], 11)
+
+    def test_trial_outlines_and_activity(self, storage: Storage) -> None:
+        study, made = self._mixed_study(storage)
+        outlines = storage.trial_outlines(study.id, [TrialState.COMPLETE])
+        assert [o.number for o in outlines] == [0, 1, 2, 3, 4, 5, 6, 8, 9]
+        assert outlines[1].value == 7.0 and outlines[1].finished_at is not None
+        latest = storage.trial_outlines(study.id, latest=3)
+        assert [o.number for o in latest] == [8, 9, 10] and latest[-1].finished_at is None
+        version, reports, first, last = storage.activity(study.id)
+        assert first is not None and last is not None and first <= last
+        running = made[-1]
+        assert running.id is not None
+        assert storage.report(running.id, OWNER, running.lease_epoch, 0, {"loss": 1.0})
+        version2, reports2, _, _ = storage.activity(study.id)
+        assert version2 == version and reports2 > reports, "a report moves `reports` only"
+        storage.finish(running.id, OWNER, running.lease_epoch, Outcome(TrialState.COMPLETE, 1.0))
+        assert storage.activity(study.id)[0] > version, "a finish moves the version"
+
+    def test_notes(self, storage: Storage) -> None:
+        study = new_study(storage)
+        storage.add_note(study.id, 3, "first <b>")
+        storage.add_note(study.id, 3, "second")
+        storage.add_note(study.id, None, "on the study")
+        assert [n.text for n in storage.get_notes(study.id, 3)] == ["first <b>", "second"]
+        assert [n.text for n in storage.get_notes(study.id)] == ["on the study"]
+        assert storage.get_notes(study.id, 4) == []

@@ -126,8 +126,16 @@ _TITLES = {"tpe": "TPE", "gp": "Gaussian-process (GP-EI)", "bayes": "Bayesian (G
            "bayesian": "Bayesian (GP-EI)"}  # fmt: skip
 
 
+def _dashboard_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--dashboard", is_flag=True, default=False,
+        help="serve the dashboard on 127.0.0.1:8080 (or the next free port) while it runs",
+    )(f)
+
+
 def _make_search_command(strategy: str) -> click.Command:
     @_space_options
+    @_dashboard_option
     @_direction_options
     @setting_options(("direction", *SEARCH_SETTINGS))
     @click.option(
@@ -195,7 +203,7 @@ def _run_search(strategy: str, options: dict[str, Any]) -> None:
     settings.setdefault("metric", DEFAULT_COMMAND_METRIC)
     study = _create(space, settings)
     _warn_unused_params(study)
-    _optimize(study)
+    _optimize(study, dashboard=options["dashboard"])
 
 
 def _warn_unused_params(study: Any) -> None:
@@ -223,13 +231,13 @@ def _storage_flag(study: Any) -> str:
     return "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
 
 
-def _optimize(study: Any, objective: Any = None) -> None:
+def _optimize(study: Any, objective: Any = None, dashboard: bool = False) -> None:
     """Run the search, then print its outcome and exit with the documented status."""
     import hypersearch as hs
 
     flag = _storage_flag(study)
     try:
-        study.optimize(objective, verbose=True)
+        study.optimize(objective, verbose=True, dashboard=dashboard)
     except KeyboardInterrupt:
         click.echo(
             f"\ninterrupted; resume with: hypersearch resume {shlex.quote(study.name)}{flag}",
@@ -265,8 +273,9 @@ def _optimize(study: Any, objective: Any = None) -> None:
 @cli.command("run")
 @click.argument("study_file", type=click.Path(dir_okay=False, allow_dash=True))
 @_direction_options
+@_dashboard_option
 @setting_options(ALL_SETTINGS)
-def run_file(study_file: str, **options: Any) -> None:
+def run_file(study_file: str, dashboard: bool, **options: Any) -> None:
     """Run a study described in a YAML file (space, strategy, budget, command or objective).
 
     STUDY_FILE may be - for standard input (e.g. hypersearch show NAME --yaml | hypersearch
@@ -285,7 +294,7 @@ def run_file(study_file: str, **options: Any) -> None:
     if settings.get("objective"):
         _check_importable(study)
     _warn_unused_params(study)
-    _optimize(study)
+    _optimize(study, dashboard=dashboard)
 
 
 @_public_errors
@@ -576,15 +585,16 @@ def logs(study: str, trial: int, storage: str | None, stream: str | None, follow
 
 @cli.command("resume")
 @click.argument("study")
+@_dashboard_option
 @setting_options(("storage", *MUTABLE_SETTINGS), defaults=False)
-def resume(study: str, storage: str | None, **options: Any) -> None:
+def resume(study: str, storage: str | None, dashboard: bool, **options: Any) -> None:
     """Continue a stopped or crashed study exactly as stored (command or objective, strategy
     and its options, limits). Options given here change the stored study, as a revision."""
     loaded = _load(study, storage, writable=True)
     changes = given(options, MUTABLE_SETTINGS)
     if changes:
         _revise(loaded, changes)
-    _optimize(loaded)
+    _optimize(loaded, dashboard=dashboard)
 
 
 @_public_errors
@@ -656,11 +666,15 @@ def stop(study: str, storage: str | None) -> None:
 @click.option("--token-file", type=click.Path(dir_okay=False), default=None,
               help="file holding the access token (at least 16 characters)")
 @click.option("--open", "open_browser", is_flag=True, help="open the page in a web browser")
+@click.option("--read-only", is_flag=True,
+              help="no controls (stop, enqueue, budget, notes): only look")
 def dashboard(
-    storage: str | None, host: str, port: int, token_file: str | None, open_browser: bool
+    storage: str | None, host: str, port: int, token_file: str | None, open_browser: bool,
+    read_only: bool,
 ) -> None:
-    """Serve a read-only web view of the studies in the storage (needs the dashboard extra:
-    pip install 'hypersearch[dashboard]')."""
+    """Serve the web dashboard of the studies in the storage: live trial tables and charts,
+    logs, and controls behind the login link it prints (needs the dashboard extra: pip install
+    'hypersearch[dashboard]')."""
     import hypersearch as hs
 
     try:
@@ -673,7 +687,7 @@ def dashboard(
     try:
         token = read_token(token_file) if token_file else None
         server.serve(_storage_url(storage), host=host, port=port, token=token,
-                     open_browser=open_browser)
+                     read_only=read_only, open_browser=open_browser)
     except (hs.HypersearchError, ValueError) as error:
         raise UsageError(str(error)) from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,15 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hypersearch.dashboard import api, pages
 from hypersearch.dashboard.openapi import document
-from hypersearch.dashboard.security import Guard, check_bind
+from hypersearch.dashboard.security import Guard, check_bind, login
 from hypersearch.errors import HypersearchError, StudyNotFoundError
 from hypersearch.storage import Storage, get_storage
 from hypersearch.storage.base import StudyNameError
@@ -41,6 +43,8 @@ SECURITY_HEADERS = {
 def _status(error: Exception) -> int:
     if isinstance(error, StudyNotFoundError | TrialNotFoundError):
         return 404
+    if isinstance(error, api.ReadOnlyError):
+        return 405
     if isinstance(error, ReadError | StudyNameError):
         return 422
     return 503  # a storage that is busy or unreachable: try again later
@@ -68,7 +72,7 @@ async def _hypersearch_error(request: Request, error: Exception) -> Response:
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     message = {404: f"no such page: {request.url.path}",
-               405: f"{request.method} is not allowed here (this dashboard is read-only)"}
+               405: f"{request.method} is not allowed on {request.url.path}"}
     return _error(request, error.status_code, message.get(error.status_code, str(error.detail)))
 
 
@@ -103,37 +107,73 @@ def openapi(request: Request) -> JSONResponse:
     return JSONResponse(document())
 
 
+def plotly_js(request: Request) -> Response:
+    """The plotly.js bundle that the `plotly` package ships (no CDN: the page works offline)."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return FileResponse(path, media_type="text/javascript",
+                        headers={"cache-control": "public, max-age=86400"})
+
+
 def create_app(
     storage: Storage | str,
     *,
     host: str = "127.0.0.1",
     token: str | None = None,
+    read_only: bool = False,
     allowed_hosts: Iterable[str] = (),
 ) -> Starlette:
     """The dashboard over `storage` (a Storage, or the URL of an existing database), as served
-    on `host`; refuses a non-loopback `host` without a `token`. Read-only: no route writes."""
+    on `host`; refuses a non-loopback `host` without a `token`. With a `token` every request
+    needs it; without one (loopback only) reads are open and, unless `read_only`, the controls
+    get a random token of their own (`app.state.token`, given out as the login link)."""
     check_bind(host, token)
+    reads_need_token = token is not None
+    if token is None and not read_only:
+        token = secrets.token_urlsafe(24)
     store = get_storage(storage, create=False) if isinstance(storage, str) else storage
     study = "/studies/{name}"
+    trial = study + "/trials/{number}"
+    v1 = "/api/v1"
+    post = ["POST"]
     routes = [
         Route("/", pages.studies, name="studies"),
-        Route("/login", pages.login),
+        Route("/login", login),
         Route(study, pages.study, name="study"),
-        Route(study + "/trials/{number}", pages.trial, name="trial"),
+        Route(trial, pages.trial, name="trial"),
         Route("/api/openapi.json", openapi),
-        Route("/api/v1/studies", api.studies),
-        Route("/api/v1" + study, api.study),
-        Route("/api/v1" + study + "/trials", api.trials),
-        Route("/api/v1" + study + "/trials/{number}", api.trial),
-        Route("/api/v1" + study + "/trials/{number}/logs", api.logs),
-        Route("/api/v1" + study + "/series", api.series),
+        Route(v1 + "/studies", api.studies),
+        Route(v1 + study, api.study),
+        Route(v1 + study + "/version", api.version),
+        Route(v1 + study + "/history", api.history),
+        Route(v1 + study + "/series", api.series),
+        Route(v1 + study + "/points", api.points),
+        Route(v1 + study + "/importance", api.importance),
+        Route(v1 + study + "/timeline", api.timeline),
+        Route(v1 + study + "/definition", api.definition),
+        Route(v1 + study + "/export", api.export),
+        Route(v1 + study + "/trials", api.trials),
+        Route(v1 + trial, api.trial),
+        Route(v1 + trial + "/logs", api.logs),
+        Route(v1 + trial + "/files", api.trial_files),
+        Route(v1 + trial + "/files/{id}", api.trial_file),
+        Route(v1 + trial + "/notes", api.notes, methods=["GET"]),
+        Route(v1 + trial + "/notes", api.add_note, methods=post),
+        Route(v1 + study + "/stop", api.stop_study, methods=post),
+        Route(v1 + trial + "/stop", api.stop_trial, methods=post),
+        Route(v1 + study + "/enqueue", api.enqueue, methods=post),
+        Route(v1 + study + "/budget", api.budget, methods=post),
+        Route("/static/vendor/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(_Headers),
-            Middleware(Guard, bind_host=host, token=token, allowed_hosts=allowed_hosts),
+            Middleware(Guard, bind_host=host, token=token, allowed_hosts=allowed_hosts,
+                       reads_need_token=reads_need_token),
+            Middleware(GZipMiddleware, minimum_size=2048),
         ],
         exception_handlers={
             HypersearchError: _hypersearch_error,
@@ -143,5 +183,7 @@ def create_app(
     )
     app.state.storage = store
     app.state.token = token
+    app.state.read_only = read_only
+    app.state.reads_need_token = reads_need_token
     app.state.templates = pages.make_templates()
     return app

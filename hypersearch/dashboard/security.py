@@ -3,8 +3,10 @@
 A page served on 127.0.0.1 can still be reached by any web site the user visits, through DNS
 rebinding (evil.example resolving to 127.0.0.1): the Host header check refuses such requests,
 since the browser sends the attacker's name. The Origin check refuses cross-site requests of
-any method but GET/HEAD/OPTIONS (CSRF); this slice has no such route, the check is there for
-the controls that come later.
+any method but GET/HEAD/OPTIONS (CSRF). Every other method (the controls) needs the token;
+reads need it too when `reads_need_token` (a token file was given, or the bind is not
+loopback). The token travels as ``Authorization: Bearer`` or as the cookie that the login link
+sets (HttpOnly, SameSite=Strict).
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ class Guard:
         bind_host: str,
         token: str | None,
         allowed_hosts: Iterable[str] = (),
+        reads_need_token: bool = True,
     ) -> None:
         self.app = app
         self.token = token
+        self.reads_need_token = reads_need_token
         bind = bind_host.strip().strip("[]").lower()
         # a wildcard bind answers on every name of the machine: the token guards it instead
         self.any_host = bind in ("0.0.0.0", "::", "")
@@ -99,6 +103,8 @@ class Guard:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self._refusal(scope, headers)
+        state = scope.setdefault("state", {})
+        state["authorised"] = self.token is not None and self._authorised(scope, headers)
         if refusal is not None:
             status, message = refusal
             await _send_json(send, status, message)
@@ -119,7 +125,8 @@ class Guard:
                 origin == "null" or _host_name(urlsplit(origin).netloc) not in self.hosts
             ):
                 return 403, f"cross-site request from Origin {origin!r} refused"
-        if self.token is not None and not self._authorised(scope, headers):
+        needs = self.reads_need_token or scope["method"] not in SAFE_METHODS
+        if self.token is not None and needs and not self._authorised(scope, headers):
             return 401, (
                 "this dashboard needs its token: open the login link printed when it started "
                 "(/login?token=...), or send the header 'Authorization: Bearer TOKEN'"
@@ -138,7 +145,32 @@ class Guard:
                 given.append(value)
         if scope["path"] == "/login":
             given.extend(parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", []))
-        return any(hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
+        return any(token_matches(g, self.token) for g in given)
+
+
+def token_matches(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
+
+
+def authorised(request: Any) -> bool:
+    """Whether `request` carries the dashboard's token (set by the Guard)."""
+    return bool(getattr(request.state, "authorised", False))
+
+
+def login(request: Any) -> Any:
+    """``/login?token=...``: trade a correct token for a cookie, then show the studies; a
+    wrong or missing token is refused (the cookie is never set without it)."""
+    from starlette.responses import JSONResponse, RedirectResponse
+
+    token = request.app.state.token
+    given = request.query_params.get("token", "")
+    if token is None or not token_matches(given, token):
+        return JSONResponse({"error": {"status": 401, "message": (
+            "wrong or missing token: use the login link printed when the dashboard started")}},
+            status_code=401)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+    return response
 
 
 async def _send_json(send: Any, status: int, message: str) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypersearch.errors import HypersearchError
+from hypersearch.storage.queries import Note, TrialOutline, TrialQuery, outline, select_trials
 from hypersearch.trial import FrozenTrial, Outcome, TrialState
 
 # propose(history, number) -> flat params, or None when the sampler has nothing left
@@ -311,6 +312,45 @@ class Storage(ABC):
             if steps:
                 total += max(steps) - min(steps) + 1
         return total
+
+    # -- reads for the dashboard and the CLI (backends override them with indexed queries) ---
+
+    def query_trials(self, study_id: int, query: TrialQuery) -> tuple[list[FrozenTrial], int]:
+        """(one window of the study's trials, sorted and filtered as `query` says, how many
+        matched in all); semantics in storage/queries.py."""
+        return select_trials(self.get_trials(study_id), query)
+
+    def trial_outlines(
+        self, study_id: int, states: Sequence[TrialState] | None = None, *,
+        latest: int | None = None,
+    ) -> list[TrialOutline]:
+        """Outlines of the study's trials (those in `states`) in number order; only the
+        `latest` started ones when given."""
+        trials = self.get_trials(study_id, states)
+        if latest is not None:
+            started = [t for t in trials if t.started_at is not None]
+            started.sort(key=lambda t: (t.started_at, t.number))
+            trials = sorted(started[-latest:] if latest else [], key=lambda t: t.number)
+        return [outline(t) for t in trials]
+
+    def activity(self, study_id: int) -> tuple[int, int, float | None, float | None]:
+        """(the study's version, a number that grows whenever a RUNNING trial reports, its
+        first start, its last finish): what a live view polls to know whether to read more."""
+        record = next(r for r in self.list_studies() if r.id == study_id)
+        trials = self.get_trials(study_id)
+        running = [t for t in trials if t.state is TrialState.RUNNING]
+        reports = sum(len(self.get_metrics(t.id)) for t in running if t.id is not None)
+        starts = [t.started_at for t in trials if t.started_at is not None]
+        ends = [t.finished_at for t in trials if t.finished_at is not None]
+        return (record.version, reports, min(starts, default=None), max(ends, default=None))
+
+    @abstractmethod
+    def add_note(self, study_id: int, trial_number: int | None, text: str) -> None:
+        """Store a note on the study (`trial_number` None) or on one of its trials."""
+
+    @abstractmethod
+    def get_notes(self, study_id: int, trial_number: int | None = None) -> list[Note]:
+        """The notes of one trial (or, with None, of the study itself), oldest first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -19,6 +19,7 @@ from hypersearch.storage.base import (
     check_study_name,
     host_id,
 )
+from hypersearch.storage.queries import Note
 from hypersearch.trial import FailureReason, FrozenTrial, Outcome, TrialState
 
 
@@ -36,6 +37,8 @@ class MemoryStorage(Storage):
         self._metrics: dict[int, list[MetricPoint]] = {}
         self._spans: dict[int, tuple[int, int]] = {}  # trial id -> (points, step span)
         self._logs: dict[int, list[LogLine]] = {}
+        self._notes: dict[int, list[Note]] = {}  # study id -> notes
+        self._changes: dict[int, int] = {}  # study id -> trial changes (part of its version)
         self._next_id = 1
 
     def _new_id(self) -> int:
@@ -67,8 +70,15 @@ class MemoryStorage(Storage):
 
     def _record(self, record: StudyRecord) -> StudyRecord:
         return dataclasses.replace(
-            record, n_trials=len(self._charged[record.id]), config=copy.deepcopy(record.config)
+            record,
+            n_trials=len(self._charged[record.id]),
+            config=copy.deepcopy(record.config),
+            version=record.version + self._changes.get(record.id, 0),
         )
+
+    def _touch(self, study_id: int) -> None:
+        """A trial was created, claimed or finished: the study's version moves on."""
+        self._changes[study_id] = self._changes.get(study_id, 0) + 1
 
     def get_study(self, name: str) -> StudyRecord | None:
         check_study_name(name)
@@ -94,6 +104,7 @@ class MemoryStorage(Storage):
                 self._where.pop(trial.id, None)  # type: ignore[arg-type]
             self._charged.pop(record.id)
             self._waiting.pop(record.id)
+            self._notes.pop(record.id, None)
             return True
 
     def update_study_config(self, study_id: int, config: dict[str, Any]) -> None:
@@ -153,6 +164,7 @@ class MemoryStorage(Storage):
                 self._where[claimed.id] = (study_id, number)  # type: ignore[index]
             trials[claimed.number] = claimed
             self._leases[claimed.id] = now + lease_seconds  # type: ignore[index]
+            self._touch(study_id)
             return claimed
 
     def enqueue(
@@ -175,6 +187,7 @@ class MemoryStorage(Storage):
             self._charged[study_id].add(number)
             self._waiting[study_id].append(number)
             self._where[trial_id] = (study_id, number)
+            self._touch(study_id)
             return number
 
     def retry(self, study_id: int, number: int) -> int | None:
@@ -231,6 +244,7 @@ class MemoryStorage(Storage):
                 user_attrs={**trial.user_attrs, **(user_attrs or {})},
             )
             self._leases.pop(trial_id, None)
+            self._touch(self._where[trial_id][0])
             return True
 
     def report(
@@ -324,6 +338,7 @@ class MemoryStorage(Storage):
                     finished_at=now,
                 )
                 self._leases.pop(trial.id, None)  # type: ignore[arg-type]
+                self._touch(study_id)
                 swept.append(trial.number)
                 if retry and trial.parent_number is None:
                     self._charged[study_id].discard(trial.number)
@@ -382,6 +397,15 @@ class MemoryStorage(Storage):
     def summary(self, study_id: int, direction: str) -> StudySummary:
         with self._lock:
             return summarize(self._trials[study_id], len(self._charged[study_id]), direction)
+
+    def add_note(self, study_id: int, trial_number: int | None, text: str) -> None:
+        with self._lock:
+            self._notes.setdefault(study_id, []).append(Note(trial_number, text, time.time()))
+            self._touch(study_id)
+
+    def get_notes(self, study_id: int, trial_number: int | None = None) -> list[Note]:
+        with self._lock:
+            return [n for n in self._notes.get(study_id, []) if n.trial_number == trial_number]
 
 
 def _queue_place(trial: FrozenTrial) -> int:

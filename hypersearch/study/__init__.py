@@ -15,7 +15,8 @@ from hypersearch.study.study import Study, create_study, load_study
 
 
 def _search(
-    direction: str, objective: Any, space: Any, verbose: bool, executor: Any, settings: Any
+    direction: str, objective: Any, space: Any, verbose: bool, executor: Any, settings: Any,
+    dashboard: bool | int = False,
 ) -> Study:
     if "direction" in settings:
         from hypersearch.errors import HypersearchError
@@ -24,7 +25,7 @@ def _search(
             f"direction= is implied by hs.{direction[:-1]}e(); use create_study(direction=...)"
         )
     study = create_study(space, direction=direction, **settings)
-    return study.optimize(objective, verbose=verbose, executor=executor)
+    return study.optimize(objective, verbose=verbose, executor=executor, dashboard=dashboard)
 
 
 def minimize(
@@ -33,6 +34,7 @@ def minimize(
     *,
     verbose: bool = True,
     executor: Any = None,
+    dashboard: bool | int = False,
     **settings: Any,
 ) -> Study:
     """Search `space` for the parameters that minimise `objective`; returns the Study.
@@ -42,14 +44,15 @@ def minimize(
     ``max_time``), ``target``, ``patience``, ``max_failures``, ``n_jobs``, ``storage``, ``name``,
     ``seed``, ``metric``, ``retries``, ``trial_timeout``... (hypersearch.study.schema).
     Calling it again with the same `name` and a persistent `storage` resumes the study;
-    `max_trials` is the total across all workers and resumes.
+    `max_trials` is the total across all workers and resumes. ``dashboard=True`` shows the
+    search live in the browser while it runs (the URL is printed).
 
     Example::
 
         study = hs.minimize(lambda p: (p["x"] - 2) ** 2, {"x": hs.uniform(-5, 5)}, max_trials=50)
         study.best_params  # {'x': 2.01...}
     """
-    return _search("minimize", objective, space, verbose, executor, settings)
+    return _search("minimize", objective, space, verbose, executor, settings, dashboard)
 
 
 def maximize(
@@ -58,10 +61,11 @@ def maximize(
     *,
     verbose: bool = True,
     executor: Any = None,
+    dashboard: bool | int = False,
     **settings: Any,
 ) -> Study:
     """Like `minimize`, for objectives to maximise (accuracy, reward)."""
-    return _search("maximize", objective, space, verbose, executor, settings)
+    return _search("maximize", objective, space, verbose, executor, settings, dashboard)
 
 
 __all__ = ["Study", "StudyDefinition", "create_study", "load_study", "maximize", "minimize"]

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hypersearch.errors import HypersearchError, StudyNotFoundError
+from hypersearch.space import Space
+from hypersearch.space.distributions import Choice, Float, Integer
 from hypersearch.storage import Storage, get_storage
 from hypersearch.storage.base import LogLine
+from hypersearch.storage.queries import Note, TrialOutline, TrialQuery
 from hypersearch.study.study import load_study
 from hypersearch.trial import FrozenTrial, TrialState
 
@@ -45,10 +47,12 @@ def json_safe(value: Any) -> Any:
 
 MAX_PAGE = 500  # trials per page
 DEFAULT_PAGE = 50
-MAX_SERIES_TRIALS = 200  # curves per series request
+MAX_SERIES_TRIALS = 1000  # curves per series request
 MAX_POINTS = 1000  # points per curve after downsampling
 DEFAULT_POINTS = 300
 MAX_LOG_LINES = 2000  # lines per log request
+MAX_TIMELINE = 2000  # trials in the timeline
+MAX_EXPORT = 100_000  # rows of one export
 SORT_FIXED = ("number", "value", "duration", "state")
 STATES = tuple(s.value for s in TrialState)
 
@@ -153,15 +157,27 @@ def study_row(storage: Storage | str, name: str) -> StudyRow:
     """One study's row, with the times of its first start and last finish."""
     store = _storage(storage)
     record = _record(store, name)
-    row = _row(store, record)
-    trials = store.get_trials(record.id)
-    starts = [t.started_at for t in trials if t.started_at is not None]
-    ends = [t.finished_at for t in trials if t.finished_at is not None]
-    return dataclasses.replace(
-        row,
-        started_at=min(starts) if starts else None,
-        last_finished_at=max(ends) if ends else None,
-    )
+    _, _, first, last = store.activity(record.id)
+    return dataclasses.replace(_row(store, record), started_at=first, last_finished_at=last)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a live view polls: when `version` moves, trials were created, claimed or finished
+    (or the definition changed); when `reports` moves, a running trial reported."""
+
+    version: int
+    reports: int
+    running: int
+
+
+def activity(storage: Storage | str, name: str) -> Activity:
+    """The study's change markers (two cheap queries)."""
+    store = _storage(storage)
+    record = _record(store, name)
+    version, reports, _, _ = store.activity(record.id)
+    return Activity(version, reports, store.summary(record.id, record.direction).counts.get(
+        "RUNNING", 0))
 
 
 def _states(states: Sequence[str] | None) -> tuple[str, ...]:
@@ -188,25 +204,62 @@ def _int_in(name: str, value: Any, low: int, high: int | None) -> int:
     return value
 
 
-def _param_key(value: Any) -> tuple[int, Any]:
-    """Numbers sort as numbers, anything else by its text, numbers first."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return (0, float(value))
-    return (1, str(value))
+PARAM_NAME_SAMPLE = 200  # trials of a define-by-run study whose parameter names are shown
 
 
-def _sort_value(trial: FrozenTrial, sort: str) -> Any:
-    """The trial's value for `sort`, or None to place it last in either order."""
-    if sort == "number":
-        return trial.number
-    if sort == "value":  # NaN (a pruned trial's last report) would scramble the order
-        return None if trial.value is None or math.isnan(trial.value) else trial.value
-    if sort == "duration":
-        return trial.duration
-    if sort == "state":
-        return trial.state.value
-    value = trial.display_params().get(sort[len("params."):] if sort.startswith("params.") else sort)
-    return None if value is None else _param_key(value)
+def param_names(store: Storage, record: Any, space: Space | None) -> list[str]:
+    """The study's flat parameter names: the space's, or (define-by-run) those of its latest
+    trials."""
+    if space is not None:
+        return list(space.params)
+    latest, _ = store.query_trials(
+        record.id, TrialQuery(sort="number", descending=True, limit=PARAM_NAME_SAMPLE)
+    )
+    return sorted({k for t in latest for k in t.flat_params})
+
+
+@dataclass(frozen=True)
+class TrialFilter:
+    """Which trials a page, a chart or an export shows: states, and inclusive ranges of
+    ``value``, ``duration``, a numeric parameter or ``metrics.NAME`` (None: unbounded)."""
+
+    states: tuple[str, ...] = ()
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+
+def _field_name(name: str, params: Sequence[str], use: str = "sort") -> str:
+    """The storage field of a user's sort or range name (``lr``, ``params.lr``, ``value``)."""
+    if name in SORT_FIXED:
+        return name
+    if name.startswith("metrics.") and len(name) > len("metrics."):
+        return name
+    bare = name[len("params."):] if name.startswith("params.") else name
+    if bare in params:
+        return f"params.{bare}"
+    choices = ", ".join((*SORT_FIXED, *params) if use == "sort" else ("value", "duration",
+                                                                      *params, "metrics.NAME"))
+    raise ReadError(f"cannot {use} by {name!r}; use one of: {choices}")
+
+
+def _query(
+    store: Storage, record: Any, space: Space | None, wanted: TrialFilter, **window: Any
+) -> TrialQuery:
+    params = param_names(store, record, space)
+    ranges = []
+    for name, (low, high) in wanted.ranges.items():
+        target = _field_name(name, params, "filter")
+        if target == "state":
+            raise ReadError("filter states with state=..., not a range")
+        bare = target[len("params."):]
+        if (target.startswith("params.") and space is not None
+                and isinstance(space.params[bare].dist, Choice)):
+            raise ReadError(f"{bare} is a choice: a range cannot filter it; sort by it instead")
+        ranges.append((target, low, high))
+    return TrialQuery(
+        states=tuple(TrialState(s) for s in _states(wanted.states)),
+        ranges=tuple(ranges),
+        **window,
+    )
 
 
 def trial_page(
@@ -218,38 +271,36 @@ def trial_page(
     order: str = "asc",
     limit: int = DEFAULT_PAGE,
     offset: int = 0,
+    ranges: dict[str, tuple[float | None, float | None]] | None = None,
 ) -> TrialPage:
-    """Trials of study `name` in `states` (all when empty), sorted by `sort` (number, value,
-    duration, state or a parameter name, also written ``params.NAME``) in `order` (asc or
-    desc; trials without that value come last either way, ties in number order), the `limit`
-    (1 to MAX_PAGE) starting at `offset`."""
+    """Trials of study `name` in `states` (all when empty) and inside `ranges` ({field: (low,
+    high)}), sorted by `sort` (number, value, duration, state or a parameter name, also written
+    ``params.NAME``; a choice sorts in the order of its options) in `order` (asc or desc;
+    trials without that value come last either way, ties in number order), the `limit` (1 to
+    MAX_PAGE) starting at `offset`. Sorting and paging happen in the database."""
     store = _storage(storage)
     study = load_study(name, store)
-    wanted = _states(states)
+    record = _record(store, name)
     limit = _int_in("limit", limit, 1, MAX_PAGE)
     offset = _int_in("offset", offset, 0, None)
     if order not in ("asc", "desc"):
         raise ReadError(f"order must be 'asc' or 'desc', got {order!r}")
-    trials = study.get_trials(list(wanted) or None)
-    param_names = list(dict.fromkeys(k for t in trials for k in t.display_params()))
-    bare = sort[len("params."):] if sort.startswith("params.") else sort
-    if sort not in SORT_FIXED and bare not in param_names:
-        choices = ", ".join((*SORT_FIXED, *param_names))
-        raise ReadError(f"cannot sort by {sort!r}; use one of: {choices}")
-    keyed = [(_sort_value(t, sort), t) for t in trials]
-    present = [(k, t) for k, t in keyed if k is not None]
-    present.sort(key=lambda pair: pair[0], reverse=order == "desc")  # stable: ties by number
-    ordered = [t for _, t in present] + [t for k, t in keyed if k is None]
+    names = param_names(store, record, study.space)
+    wanted = TrialFilter(_states(states), dict(ranges or {}))
+    query = _query(store, record, study.space, wanted,
+                   sort=_field_name(sort, names), descending=order == "desc",
+                   limit=limit, offset=offset)
+    trials, total = store.query_trials(record.id, query)
     return TrialPage(
-        study=_row(store, store.get_study(name)),
-        trials=ordered[offset : offset + limit],
-        total=len(ordered),
+        study=_row(store, record),
+        trials=[dataclasses.replace(t, space=study.space) for t in trials],
+        total=total,
         offset=offset,
         limit=limit,
         sort=sort,
         order=order,
-        states=wanted,
-        param_names=param_names,
+        states=wanted.states,
+        param_names=names,
     )
 
 
@@ -273,7 +324,7 @@ def history(
     max_points = _int_in("max_points", max_points, 1, MAX_POINTS)
     better = min if record.direction == "minimize" else max
     out: list[tuple[int, float, float]] = []
-    for found in store.get_trials(record.id, [TrialState.COMPLETE]):
+    for found in store.trial_outlines(record.id, [TrialState.COMPLETE]):
         value = found.value
         if value is None or not math.isfinite(value):
             continue
@@ -292,6 +343,13 @@ def downsample(points: Sequence[Any], max_points: int) -> list[Any]:
     return [points[round(i * step)] for i in range(max_points)]
 
 
+@dataclass(frozen=True)
+class Curve:
+    number: int
+    state: str
+    points: list[tuple[int | None, float]]
+
+
 def metric_series(
     storage: Storage | str,
     name: str,
@@ -304,23 +362,160 @@ def metric_series(
     ``value``) for the trial numbers `trials` (default: the latest MAX_SERIES_TRIALS), read in one
     storage query, each curve downsampled to `max_points` (1 to MAX_POINTS) in report order.
     Trials that reported nothing of it are absent; unknown numbers are ignored."""
+    return {c.number: c.points for c in curves(storage, name, metric, trials,
+                                                max_points=max_points)}
+
+
+def curves(
+    storage: Storage | str,
+    name: str,
+    metric: str | None = None,
+    trials: Sequence[int] | None = None,
+    *,
+    max_points: int = DEFAULT_POINTS,
+) -> list[Curve]:
+    """`metric_series` with each trial's state (to mark pruned curves), in number order."""
     store = _storage(storage)
     record = _record(store, name)
     max_points = _int_in("max_points", max_points, 1, MAX_POINTS)
     if trials is not None and len(trials) > MAX_SERIES_TRIALS:
         raise ReadError(f"at most {MAX_SERIES_TRIALS} trials per series request, got {len(trials)}")
-    stored = store.get_trials(record.id)
     if trials is None:
-        chosen = stored[-MAX_SERIES_TRIALS:]
+        query = TrialQuery(sort="number", descending=True, limit=MAX_SERIES_TRIALS)
     else:
-        wanted = set(trials)
-        chosen = [t for t in stored if t.number in wanted]
-    ids = {t.id: t.number for t in chosen if t.id is not None}
-    points = store.get_metrics_many(list(ids), metric or record.metric or "value")
-    return {
-        ids[trial_id]: downsample([(p.step, p.value) for p in found], max_points)
-        for trial_id, found in sorted(points.items(), key=lambda item: ids[item[0]])
-    }
+        query = TrialQuery(numbers=tuple(dict.fromkeys(int(n) for n in trials)))
+    chosen, _ = store.query_trials(record.id, query)
+    by_id = {t.id: t for t in chosen if t.id is not None}
+    points = store.get_metrics_many(list(by_id), metric or record.metric or "value")
+    found = [
+        Curve(by_id[i].number, by_id[i].state.value,
+              downsample([(p.step, p.value) for p in pts], max_points))
+        for i, pts in points.items()
+    ]
+    return sorted(found, key=lambda c: c.number)
+
+
+METRIC_NAME_SAMPLE = 20  # latest trials whose reported metric names the charts offer
+
+
+def metric_names(storage: Storage | str, name: str) -> list[str]:
+    """Names of the metrics the study's latest trials reported, the study's metric first."""
+    store = _storage(storage)
+    record = _record(store, name)
+    latest, _ = store.query_trials(
+        record.id, TrialQuery(sort="number", descending=True, limit=METRIC_NAME_SAMPLE))
+    points = store.get_metrics_many([t.id for t in latest if t.id is not None])
+    names = sorted({p.name for pts in points.values() for p in pts})
+    first = record.metric or "value"
+    return ([first] if first in names else []) + [n for n in names if n != first]
+
+
+MAX_SEARCH_POINTS = 5000  # trials in the parallel-coordinates, slice and contour charts
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    kind: str  # "float" | "int" | "choice" | "other"
+    log: bool = False
+    low: float | None = None
+    high: float | None = None
+    options: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class SearchPoints:
+    """Parameters and values of completed trials: what the search charts draw."""
+
+    total: int  # matching trials, of which the latest `limit` are in `trials`
+    params: list[ParamInfo]
+    trials: list[FrozenTrial]
+
+
+def _param_info(name: str, space: Space | None) -> ParamInfo:
+    dist = None if space is None else space.params[name].dist
+    if isinstance(dist, Choice):
+        shown = [o if isinstance(o, str | int | float | bool | type(None)) else i
+                 for i, o in enumerate(dist.options)]
+        return ParamInfo(name, "choice", options=shown)
+    if isinstance(dist, Integer):
+        return ParamInfo(name, "int", dist.log, dist.low, dist.high)
+    if isinstance(dist, Float):
+        return ParamInfo(name, "float", dist.log, dist.low, dist.high)
+    return ParamInfo(name, "other")
+
+
+def search_points(
+    storage: Storage | str,
+    name: str,
+    wanted: TrialFilter | None = None,
+    *,
+    limit: int = MAX_SEARCH_POINTS,
+) -> SearchPoints:
+    """The latest `limit` (1 to MAX_SEARCH_POINTS) COMPLETE trials in `wanted`, with the
+    study's parameters described."""
+    store = _storage(storage)
+    study = load_study(name, store)
+    record = _record(store, name)
+    limit = _int_in("limit", limit, 1, MAX_SEARCH_POINTS)
+    wanted = TrialFilter(("COMPLETE",), dict((wanted or TrialFilter()).ranges))
+    query = _query(store, record, study.space, wanted, sort="number", descending=True,
+                   limit=limit)
+    trials, total = store.query_trials(record.id, query)
+    names = param_names(store, record, study.space)
+    return SearchPoints(
+        total,
+        [_param_info(n, study.space) for n in names],
+        [dataclasses.replace(t, space=study.space) for t in reversed(trials)],
+    )
+
+
+def timeline(storage: Storage | str, name: str, *, limit: int = MAX_TIMELINE) -> list[TrialOutline]:
+    """The latest `limit` (1 to MAX_TIMELINE) started trials, in number order: when each ran,
+    where, in which state it ended."""
+    store = _storage(storage)
+    record = _record(store, name)
+    return store.trial_outlines(record.id, latest=_int_in("limit", limit, 1, MAX_TIMELINE))
+
+
+def export_trials(
+    storage: Storage | str, name: str, wanted: TrialFilter | None = None, *,
+    sort: str = "number", order: str = "asc",
+) -> list[dict[str, Any]]:
+    """Flat rows (number, state, value, duration, params..., metrics...) of the trials in
+    `wanted`, at most MAX_EXPORT of them."""
+    store = _storage(storage)
+    study = load_study(name, store)
+    record = _record(store, name)
+    names = param_names(store, record, study.space)
+    query = _query(store, record, study.space, wanted or TrialFilter(),
+                   sort=_field_name(sort, names), descending=order == "desc",
+                   limit=MAX_EXPORT)
+    trials, _ = store.query_trials(record.id, query)
+    rows = []
+    for found in trials:
+        shown = dataclasses.replace(found, space=study.space).display_params()
+        row: dict[str, Any] = {"number": found.number, "state": found.state.value,
+                               "value": found.value, "duration": found.duration}
+        row.update({f"params.{k}": v for k, v in shown.items()})
+        row.update({f"metrics.{k}": v for k, v in found.metrics.items()})
+        rows.append(row)
+    return rows
+
+
+def definition(storage: Storage | str, name: str) -> dict[str, Any]:
+    """The study's stored definition document (space, settings, revisions...)."""
+    study = load_study(name, _storage(storage))
+    return study.definition.to_document()
+
+
+def notes(storage: Storage | str, name: str, number: int | None = None) -> list[Note]:
+    """Notes on trial `number` (None: on the study), oldest first."""
+    store = _storage(storage)
+    record = _record(store, name)
+    if number is not None:
+        trial(store, name, number)  # 404 for an unknown trial
+    return store.get_notes(record.id, number)
 
 
 def trial_logs(

@@ -6,10 +6,13 @@ One `Scheduling` per open study handle; the report buffer asks it about every re
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from hypersearch.schedulers import CONTINUE, Exploit, Scheduler, StudyView, Verdict
+from hypersearch.schedulers.base import stop
 from hypersearch.schedulers.view import objective_metric
 from hypersearch.storage.base import Storage
 from hypersearch.trial import Decision, FrozenTrial, Outcome, TrialState
@@ -17,20 +20,49 @@ from hypersearch.trial import Decision, FrozenTrial, Outcome, TrialState
 HandOver = Callable[[FrozenTrial, Exploit], "int | None"]
 
 
+class StopRequests:
+    """Trials asked to stop from outside (the dashboard, the CLI), as the study's stored control
+    lists them; `read()` returns those numbers and is called at most every `every` seconds,
+    so a report costs no query."""
+
+    def __init__(self, read: Callable[[], Iterable[int]], every: float = 2.0) -> None:
+        self._read, self._every = read, every
+        self._numbers: frozenset[int] = frozenset()
+        self._read_at = -math.inf
+
+    def asked(self, number: int) -> bool:
+        now = time.monotonic()
+        if now - self._read_at >= self._every:
+            self._read_at = now
+            self._numbers = frozenset(self._read())
+        return number in self._numbers
+
+
 class Scheduling:
     """`hand_over(stopped, plan)` queues the trial that continues in a stopped one's place
-    (PBT) and returns its number, or None when it cannot (the stopped trial then goes on)."""
+    (PBT) and returns its number, or None when it cannot (the stopped trial then goes on).
+    Without a scheduler only the stop requests decide."""
 
     def __init__(
-        self, scheduler: Scheduler, view: StudyView, hand_over: HandOver | None = None
+        self,
+        scheduler: Scheduler | None,
+        view: StudyView | None,
+        hand_over: HandOver | None = None,
+        requests: StopRequests | None = None,
     ) -> None:
         self.scheduler, self.view, self.hand_over = scheduler, view, hand_over
+        self.requests = requests
         self._reasons: dict[int, str] = {}  # trial number -> why it was told to stop
         self._lock = threading.Lock()
 
     def decide(self, trial: FrozenTrial, step: int | None, metrics: Mapping[str, float]) -> Verdict:
-        at = self.view.observe(trial, step, metrics)
-        verdict = self.scheduler.on_report(self.view, trial, at, metrics)
+        if self.requests is not None and self.requests.asked(trial.number):
+            verdict = stop("asked to stop (from the dashboard or the command line)")
+        elif self.scheduler is None or self.view is None:
+            return CONTINUE
+        else:
+            at = self.view.observe(trial, step, metrics)
+            verdict = self.scheduler.on_report(self.view, trial, at, metrics)
         if verdict.decision is Decision.CONTINUE:
             return CONTINUE
         reason = verdict.reason
@@ -51,7 +83,8 @@ class Scheduling:
     def finished(self, trial: FrozenTrial) -> None:
         with self._lock:
             self._reasons.pop(trial.number, None)
-        self.view.finished(trial)
+        if self.view is not None:
+            self.view.finished(trial)
 
 
 def settle_pruned(

@@ -152,32 +152,51 @@ class Study:
         if self._reports is None:
             scheduling = self._scheduling()
             self._leases.scheduling = scheduling
-            if scheduling is None:
-                self._reports = ReportBuffer(self.storage, suggest=self.suggest_param)
-            else:
-                self._reports = ReportBuffer(
-                    self.storage,
-                    suggest=self.suggest_param,
-                    decide=scheduling.decide,
-                    explain=scheduling.reason,
-                )
+            self._reports = ReportBuffer(
+                self.storage,
+                suggest=self.suggest_param,
+                decide=scheduling.decide,
+                explain=scheduling.reason,
+            )
         return self._reports
 
     def _scheduling(self) -> Any:
-        """The definition's scheduler with a view of this study, or None without one."""
+        """The definition's scheduler (if any) with a view of this study, and the stop requests
+        made from outside."""
+        from hypersearch.storage.memory import MemoryStorage
+        from hypersearch.study.scheduling import Scheduling, StopRequests
+
+        requests = StopRequests(self._stop_trials_asked)
         scheduler = self._definition.build_scheduler()
         if scheduler is None:
-            return None
+            return Scheduling(None, None, None, requests)
         from hypersearch.schedulers import StudyView
-        from hypersearch.storage.memory import MemoryStorage
-        from hypersearch.study.scheduling import Scheduling
 
         # no other process shares memory storage: what this one saw is all there is
         refresh = math.inf if isinstance(self.storage, MemoryStorage) else 2.0
         view = StudyView(
             self.storage, self.id, self.direction, self.metric, refresh=refresh, seed=self.seed
         )
-        return Scheduling(scheduler, view, self._hand_over)
+        return Scheduling(scheduler, view, self._hand_over, requests)
+
+    def _stop_trials_asked(self) -> list[int]:
+        return [int(n) for n in self._document().get("control", {}).get("stop_trials", ())]
+
+    def stop_trial(self, number: int) -> None:
+        """Ask the worker running trial `number` (any process, any machine) to stop it: the
+        trial stops at its next report and ends PRUNED with its curve kept, as if a scheduler
+        had stopped it. A trial that reports nothing runs to its end."""
+        found = self.storage.get_trial(self.id, number)
+        if found is None:
+            raise HypersearchError(f"study {self.name!r} has no trial {number}")
+        if found.state is not TrialState.RUNNING:
+            raise HypersearchError(
+                f"trial {number} is {found.state.value}, not RUNNING: only a running trial "
+                "can be stopped"
+            )
+        running = {t.number for t in self.storage.get_trials(self.id, [TrialState.RUNNING])}
+        asked = sorted({*self._stop_trials_asked(), number} & running)
+        self._set_control(stop_trials=asked)
 
     def checkpoints(self) -> Any:
         """Where this study's trials keep checkpoints (a `CheckpointLayout`)."""
@@ -417,6 +436,7 @@ class Study:
         *,
         verbose: bool = True,
         executor: Any = None,
+        dashboard: bool | int = False,
         **settings: Any,
     ) -> Study:
         """Run trials until a limit of the study holds; returns the study.
@@ -426,6 +446,8 @@ class Study:
         stored definition, as a revision, for every later run. `max_trials` is the study's total
         budget across every worker and every resume. `executor` is "auto", "inprocess",
         "process" or an object following hypersearch.execution.protocol.Executor.
+        `dashboard=True` (or a port number) serves the dashboard on 127.0.0.1 while the search
+        runs and prints its URL (needs the dashboard extra).
         """
         from hypersearch.study.driver import run
         from hypersearch.study.objectives import resolve_objective
@@ -446,7 +468,12 @@ class Study:
             revised = dataclasses.replace(revised, in_process=in_process)
         if revised is not self._definition:
             self._save(revised)
-        run(self, runnable, executor, verbose=verbose)
+        beside = _start_dashboard(self.storage, dashboard) if dashboard else None
+        try:
+            run(self, runnable, executor, verbose=verbose)
+        finally:
+            if beside is not None:
+                beside.stop()
         return self
 
     # -- results -------------------------------------------------------------------------------
@@ -568,6 +595,24 @@ def _strategy_settings(strategy: Any) -> tuple[dict[str, Any], Sampler | None]:
         )
         options = {}
     return {"strategy": strategy.name, "strategy_options": options}, strategy
+
+
+def _start_dashboard(storage: Storage, dashboard: bool | int) -> Any:
+    """The dashboard serving `storage` beside a search (port 8080 or the one given)."""
+    if isinstance(dashboard, bool):
+        port = 8080
+    elif isinstance(dashboard, int) and 0 < dashboard < 65536:
+        port = dashboard
+    else:
+        raise HypersearchError(f"dashboard= is True or a port number, got {dashboard!r}")
+    try:
+        from hypersearch.dashboard.server import start_background
+    except ImportError as error:
+        raise HypersearchError(
+            f"dashboard=True needs the dashboard extra ({error}): "
+            "pip install 'hypersearch[dashboard]'"
+        ) from None
+    return start_background(storage, port=port)
 
 
 def create_study(space: Any = None, **settings: Any) -> Study:

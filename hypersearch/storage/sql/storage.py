@@ -38,9 +38,10 @@ from hypersearch.storage.base import (
     host_id,
 )
 from hypersearch.storage.memory import stale_detail
+from hypersearch.storage.queries import Note, TrialOutline, TrialQuery, select_trials
 from hypersearch.storage.retry import Backoff, patience_seconds
 from hypersearch.storage.sql import engines, schema
-from hypersearch.storage.sql.schema import metrics, studies, trials
+from hypersearch.storage.sql.schema import metrics, notes, studies, trials
 from hypersearch.trial import FailureReason, FrozenTrial, Outcome, TrialState
 
 log = logging.getLogger("hypersearch.storage")
@@ -107,6 +108,14 @@ class SQLStorage(Storage):
                     b("b_attrs", type_=sa.Text), trials.c.user_attrs_json
                 ),
             )
+        )
+        self._touch_study = (
+            studies.update()
+            .where(
+                studies.c.id
+                == sa.select(trials.c.study_id).where(trials.c.id == b("b_id")).scalar_subquery()
+            )
+            .values(version=studies.c.version + 1)
         )
         self._insert_metric = (
             schema.metrics.insert()
@@ -635,11 +644,15 @@ class SQLStorage(Storage):
         def work(conn: Connection) -> bool:
             nonlocal tries
             tries += 1
-            if conn.execute(self._finish_trial, values).rowcount == 1:
-                return True
+            done = conn.execute(self._finish_trial, values).rowcount == 1
             # a retry after a dropped connection may find our own write already committed:
             # that is a success, not a lost lease
-            return tries > 1 and self._holds_outcome(conn, trial_id, owner, epoch, outcome)
+            done = done or (
+                tries > 1 and self._holds_outcome(conn, trial_id, owner, epoch, outcome)
+            )
+            if done:  # live views poll the version; a bump missed by a crash here only delays
+                conn.execute(self._touch_study, {"b_id": trial_id})
+            return done
 
         return self._run(work, write=False)  # one fenced statement: atomic on its own
 
@@ -1025,6 +1038,151 @@ class SQLStorage(Storage):
                 None if best is None else best.value,
                 since,
             )
+
+        return self._run(work, write=False)
+
+    # -- reads for the dashboard and the CLI ---------------------------------------------------
+
+    def _json_field(self, column: Any, key: str) -> tuple[Any, Any] | None:
+        """(numeric value or NULL, value for ordering) of `key` in a JSON text column; None
+        where this database cannot address the key safely (then Python does the work)."""
+        if self._sqlite:
+            if '"' in key or "\\" in key:
+                return None
+            path = sa.literal(f'$."{key}"')
+            numeric = sa.case(
+                (sa.func.json_type(column, path).in_(("integer", "real")),
+                 sa.func.json_extract(column, path)),
+                else_=None,
+            )
+            return numeric, sa.func.json_extract(column, path)  # numbers sort before text
+        from sqlalchemy.dialects import postgresql
+
+        doc = sa.cast(column, postgresql.JSONB)
+        numeric = sa.case(
+            (sa.func.jsonb_typeof(doc[sa.literal(key)]) == "number",
+             sa.cast(doc[sa.literal(key)].astext, sa.Float)),
+            else_=None,
+        )
+        return numeric, sa.func.coalesce(sa.cast(numeric, sa.Text), doc[sa.literal(key)].astext)
+
+    def _field(self, name: str) -> tuple[Any, list[Any]] | None:
+        """(numeric expression for ranges, expressions to order by) of a query field."""
+        if name == "number":
+            return trials.c.number, [trials.c.number]
+        if name == "state":
+            return None, [trials.c.state]
+        if name == "value":
+            value = sa.func.nullif(trials.c.value, sa.literal(math.nan, sa.Float))
+            return value, [value] if not self._sqlite else [trials.c.value]
+        if name == "duration":
+            duration = trials.c.finished_at - trials.c.started_at
+            return duration, [duration]
+        for prefix, column in (("params.", trials.c.params_json),
+                               ("metrics.", trials.c.metrics_json)):
+            if name.startswith(prefix):
+                found = self._json_field(column, name[len(prefix):])
+                if found is None:
+                    return None
+                numeric, order = found
+                if self._sqlite:
+                    return numeric, [order]
+                # the first key marks absence: the text, NULL only where the key is missing
+                return numeric, [order, numeric, order]  # then numbers first, then text
+        raise ValueError(f"unknown trial field {name!r}")
+
+    def query_trials(self, study_id: int, query: TrialQuery) -> tuple[list[FrozenTrial], int]:
+        sort = self._field(query.sort)
+        ranges = [(self._field(f), lo, hi) for f, lo, hi in query.ranges]
+        if sort is None or any(found is None or found[0] is None for found, _, _ in ranges):
+            return select_trials(self.get_trials(study_id, query.states or None), query)
+        where = [trials.c.study_id == study_id]
+        if query.states:
+            where.append(trials.c.state.in_([s.value for s in query.states]))
+        if query.numbers:  # at most MAX_SERIES_TRIALS numbers: under every bound-parameter limit
+            where.append(trials.c.number.in_(list(query.numbers)))
+        for found, low, high in ranges:
+            numeric = found[0]  # type: ignore[index]
+            where.append(numeric.is_not(None))
+            if low is not None:
+                where.append(numeric >= low)
+            if high is not None:
+                where.append(numeric <= high)
+        keys = sort[1] if len(sort[1]) == 1 else sort[1][1:]
+        order: list[Any] = [sort[1][0].is_(None)]  # trials without the field last, either way
+        order += [e.desc() if query.descending else e.asc() for e in keys]
+        order.append(trials.c.number)
+
+        def work(conn: Connection) -> tuple[list[FrozenTrial], int]:
+            total = conn.execute(sa.select(sa.func.count()).select_from(trials).where(*where))
+            page = sa.select(trials).where(*where).order_by(*order).offset(query.offset)
+            if query.limit is not None:
+                page = page.limit(query.limit)
+            return [self._trial(row) for row in conn.execute(page)], total.scalar_one()
+
+        return self._run(work, write=False)
+
+    def trial_outlines(
+        self, study_id: int, states: Sequence[TrialState] | None = None, *,
+        latest: int | None = None,
+    ) -> list[TrialOutline]:
+        columns = (trials.c.number, trials.c.state, trials.c.value, trials.c.started_at,
+                   trials.c.finished_at, trials.c.host, trials.c.worker)
+        query = sa.select(*columns).where(trials.c.study_id == study_id)
+        if states is not None:
+            query = query.where(trials.c.state.in_([s.value for s in states]))
+        if latest is not None:
+            query = query.where(trials.c.started_at.is_not(None)).order_by(
+                trials.c.started_at.desc(), trials.c.number.desc()).limit(latest)
+
+        def work(conn: Connection) -> list[TrialOutline]:
+            rows = conn.execute(query).all()
+            out = [
+                TrialOutline(r.number, TrialState(r.state), r.value, r.started_at,
+                             r.finished_at, r.host, r.worker)
+                for r in rows
+            ]
+            return sorted(out, key=lambda o: o.number)
+
+        return self._run(work, write=False)
+
+    def activity(self, study_id: int) -> tuple[int, int, float | None, float | None]:
+        running = sa.select(trials.c.id).where(
+            trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING.value
+        )
+        query = sa.select(
+            sa.select(studies.c.version).where(studies.c.id == study_id).scalar_subquery(),
+            sa.select(sa.func.coalesce(sa.func.max(metrics.c.id), 0))
+            .where(metrics.c.trial_id.in_(running)).scalar_subquery(),
+            sa.select(sa.func.min(trials.c.started_at))
+            .where(trials.c.study_id == study_id).scalar_subquery(),
+            sa.select(sa.func.max(trials.c.finished_at))
+            .where(trials.c.study_id == study_id).scalar_subquery(),
+        )
+
+        def work(conn: Connection) -> tuple[int, int, float | None, float | None]:
+            version, reports, first, last = conn.execute(query).one()
+            return int(version or 0), int(reports), first, last
+
+        return self._run(work, write=False)
+
+    def add_note(self, study_id: int, trial_number: int | None, text: str) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(notes.insert().values(study_id=study_id, trial_number=trial_number,
+                                               text=text, created_at=self._now))
+            conn.execute(studies.update().where(studies.c.id == study_id)
+                         .values(version=studies.c.version + 1))
+
+        self._run(work, write=True)
+
+    def get_notes(self, study_id: int, trial_number: int | None = None) -> list[Note]:
+        match = (notes.c.trial_number.is_(None) if trial_number is None
+                 else notes.c.trial_number == trial_number)
+        query = (sa.select(notes.c.trial_number, notes.c.text, notes.c.created_at)
+                 .where(notes.c.study_id == study_id, match).order_by(notes.c.id))
+
+        def work(conn: Connection) -> list[Note]:
+            return [Note(r.trial_number, r.text, r.created_at) for r in conn.execute(query)]
 
         return self._run(work, write=False)
 
