@@ -1216,3 +1216,35 @@ def test_symlinked_study_folder_outside_the_root_fails_the_trial(tmp_path: Path)
     outcome = run_executor(spec, {"x": hs.choice([1])}, {"x": 0})
     assert outcome.state is TrialState.FAILED and outcome.failure_reason == "infrastructure"
     assert "outside the output root" in outcome.failure_detail
+
+
+def test_stop_one_trial_of_a_running_command_study(tmp_path: Path) -> None:
+    job = script(tmp_path, "steps.py", (
+        "import os, time\n"
+        "first = os.path.basename(os.environ['HYPERSEARCH_OUTPUT_DIR']) == '0'\n"
+        "for step in range(300 if first else 2):\n"
+        "    print(f'step={step} loss={1 / (step + 1)}', flush=True)\n"
+        "    time.sleep(0.05)\n"
+    ))
+    process = subprocess.Popen(
+        [PY, "-m", "hypersearch.cli.main", "grid", "--name", "s", "--param", "k=[0,1]", "--",
+         PY, job, ":k:"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    db = tmp_path / "hypersearch.db"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(db, timeout=10) as conn:
+                if conn.execute("SELECT count(*) FROM metrics").fetchone()[0] >= 3:
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.1)
+    done = cli("stop", "s", "--trial", "0", cwd=tmp_path, check=True)
+    assert "stops at its next report" in done.stdout
+    process.communicate(timeout=60)
+    first = study_of(tmp_path, "s").trial(0)
+    assert first.state is TrialState.PRUNED and "asked to stop" in (first.failure_detail or "")
+    refused = cli("stop", "s", "--trial", "0", cwd=tmp_path)
+    assert refused.returncode == 2 and "not RUNNING" in refused.stderr

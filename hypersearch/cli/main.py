@@ -650,12 +650,24 @@ def show(study: str, storage: str | None, as_yaml: bool, as_json: bool) -> None:
 
 @cli.command("stop")
 @click.argument("study")
+@click.option("--trial", "trial_number", type=click.IntRange(min=0), default=None,
+              help="stop only this running trial (at its next report; it ends PRUNED)")
 @_storage_option
-def stop(study: str, storage: str | None) -> None:
-    """Ask every worker of a running study to stop (running trials are ended)."""
+def stop(study: str, trial_number: int | None, storage: str | None) -> None:
+    """Ask every worker of a running study to stop (running trials are ended), or with
+    --trial N only trial N."""
+    import hypersearch as hs
+
     loaded = _load(study, storage)
-    loaded.request_stop()
-    click.echo(f"stop requested for study '{loaded.name}'; workers stop within a second or two")
+    if trial_number is None:
+        loaded.request_stop()
+        click.echo(f"stop requested for study '{loaded.name}'; workers stop within a second or two")
+        return
+    try:
+        loaded.stop_trial(trial_number)
+    except hs.HypersearchError as error:
+        _fail_usage(str(error))
+    click.echo(f"trial {trial_number} of '{loaded.name}' stops at its next report (it ends PRUNED)")
 
 
 @cli.command("dashboard")
