@@ -972,3 +972,4 @@ class StorageContract:
         assert [n.text for n in storage.get_notes(study.id, 3)] == ["first <b>", "second"]
         assert [n.text for n in storage.get_notes(study.id)] == ["on the study"]
         assert storage.get_notes(study.id, 4) == []
+        assert storage.latest_notes(study.id, [3, 4]) == {3: "second"}

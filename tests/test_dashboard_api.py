@@ -158,6 +158,8 @@ def test_controls_need_the_token(study: Any) -> None:
                        headers=auth)
     assert note.status_code == 200
     assert _get(client, "/trials/3/notes")["notes"][0]["text"] == "<b>odd</b>"
+    assert [t["note"] for t in _get(client, "/trials?limit=5")["trials"]] == [
+        None, None, None, "<b>odd</b>", None], "the table's note column: one query a page"
     assert client.post("/api/v1/studies/s/trials/3/stop", headers=auth).status_code == 422
     assert client.post("/api/v1/studies/s/trials/99/stop", headers=auth).status_code == 404
     assert client.post("/api/v1/studies/s/stop", headers=auth).status_code == 200

@@ -153,7 +153,7 @@ def trials(request: Request) -> JSONResponse:
         "order": page.order,
         "states": list(page.states),
         "param_names": page.param_names,
-        "trials": [trial_json(t) for t in page.trials],
+        "trials": [{**trial_json(t), "note": page.notes.get(t.number)} for t in page.trials],
     })
 
 

@@ -352,6 +352,16 @@ class Storage(ABC):
     def get_notes(self, study_id: int, trial_number: int | None = None) -> list[Note]:
         """The notes of one trial (or, with None, of the study itself), oldest first."""
 
+    def latest_notes(self, study_id: int, numbers: Sequence[int]) -> dict[int, str]:
+        """{trial number: its latest note} for those of `numbers` that have notes (a page of
+        the trial table). SQL backends override this with one query."""
+        out = {}
+        for number in numbers:
+            found = self.get_notes(study_id, number)
+            if found:
+                out[number] = found[-1].text
+        return out
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

@@ -105,6 +105,7 @@ class TrialPage:
     order: str  # "asc" | "desc"
     states: tuple[str, ...]
     param_names: list[str] = field(default_factory=list)  # of every matching trial
+    notes: dict[int, str] = field(default_factory=dict)  # trial number -> its latest note
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,7 @@ def trial_page(
         order=order,
         states=wanted.states,
         param_names=names,
+        notes=store.latest_notes(record.id, [t.number for t in trials]),
     )
 
 

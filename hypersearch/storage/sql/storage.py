@@ -1175,6 +1175,17 @@ class SQLStorage(Storage):
 
         self._run(work, write=True)
 
+    def latest_notes(self, study_id: int, numbers: Sequence[int]) -> dict[int, str]:
+        wanted = list(dict.fromkeys(int(n) for n in numbers))[:1000]  # a page is at most 500
+        query = (sa.select(notes.c.trial_number, notes.c.text)
+                 .where(notes.c.study_id == study_id, notes.c.trial_number.in_(wanted))
+                 .order_by(notes.c.id))
+
+        def work(conn: Connection) -> dict[int, str]:
+            return {r.trial_number: r.text for r in conn.execute(query)} if wanted else {}
+
+        return self._run(work, write=False)
+
     def get_notes(self, study_id: int, trial_number: int | None = None) -> list[Note]:
         match = (notes.c.trial_number.is_(None) if trial_number is None
                  else notes.c.trial_number == trial_number)
