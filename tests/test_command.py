@@ -1248,3 +1248,14 @@ def test_stop_one_trial_of_a_running_command_study(tmp_path: Path) -> None:
     assert first.state is TrialState.PRUNED and "asked to stop" in (first.failure_detail or "")
     refused = cli("stop", "s", "--trial", "0", cwd=tmp_path)
     assert refused.returncode == 2 and "not RUNNING" in refused.stderr
+
+
+def test_a_shell_command_objective_is_stored_as_one_string(tmp_path: Path) -> None:
+    """Command(shell=True).to_config() gave a list, which the stored definition refuses."""
+    command = hs.Command("echo loss=:x:", shell=True)
+    assert command.to_config()["command"] == "echo loss=:x:"
+    assert hs.Command.from_config(command.to_config()) == command
+    study = hs.minimize(command, {"x": hs.uniform(0, 1)}, max_trials=2, metric="loss",
+                        storage=f"sqlite:///{tmp_path / 'sh.db'}", name="sh", verbose=False,
+                        output_dir=str(tmp_path / "runs"))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2

@@ -263,11 +263,14 @@ def export(request: Request) -> Response:
     kind = request.query_params.get("format") or "csv"
     if kind not in ("csv", "json"):
         raise read.ReadError(f"format must be 'csv' or 'json', got {kind!r}")
+    order = request.query_params.get("order") or "asc"
+    if order not in ("asc", "desc"):
+        raise read.ReadError(f"order must be 'asc' or 'desc', got {order!r}")
     name = request.path_params["name"]
     rows = read.export_trials(
         request.app.state.storage, name, filter_param(request),
         sort=request.query_params.get("sort") or "number",
-        order=request.query_params.get("order") or "asc",
+        order=order,
     )
     filename = f"{files.safe_name(name)}-trials.{kind}"
     headers = {"content-disposition": f'attachment; filename="{filename}"'}
@@ -314,7 +317,9 @@ def trial_file(request: Request) -> Response:
                         filename=chosen.path.rsplit("/", 1)[-1])
 
 
-def notes(request: Request) -> JSONResponse:
+async def notes(request: Request) -> JSONResponse:
+    if request.method == "POST":
+        return await add_note(request)
     found = read.notes(request.app.state.storage, request.path_params["name"],
                        path_number(request))
     return answer({"notes": [{"text": n.text, "created_at": n.created_at} for n in found]})
@@ -349,7 +354,7 @@ async def body_fields(request: Request) -> dict[str, Any]:
 def _control_study(request: Request) -> Any:
     if request.app.state.read_only:
         raise ReadOnlyError("this dashboard is read-only (--read-only): controls are off")
-    return load_study(request.path_params["name"], request.app.state.storage)
+    return load_study(request.path_params["name"], request.app.state.writer())
 
 
 class ReadOnlyError(HypersearchError):
@@ -436,5 +441,6 @@ async def add_note(request: Request) -> JSONResponse:
         raise read.ReadError("a note needs text")
     if len(text) > MAX_NOTE:
         raise read.ReadError(f"a note is at most {MAX_NOTE} characters, got {len(text)}")
-    store.add_note(store.get_study(name).id, found.number, text.strip())
+    writer = request.app.state.writer()
+    writer.add_note(writer.get_study(name).id, found.number, text.strip())
     return answer({"ok": True})

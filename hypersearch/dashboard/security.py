@@ -77,6 +77,24 @@ def _host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's Origin is this dashboard's own address: scheme http(s), and host and
+    port those of the Host header (another local server, on another port, is another site)."""
+    if origin == "null":
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    default = {"http": "80", "https": "443"}[parts.scheme]
+
+    def with_port(netloc: str) -> str:
+        netloc = netloc.strip().lower()
+        bare = netloc.rsplit("]", 1)[-1] if netloc.startswith("[") else netloc
+        return netloc if ":" in bare else f"{netloc}:{default}"
+
+    return with_port(parts.netloc) == with_port(host)
+
+
 class Guard:
     """ASGI middleware: Host check, Origin check on unsafe methods, and the token if set."""
 
@@ -121,9 +139,7 @@ class Guard:
             )
         if scope["method"] not in SAFE_METHODS:
             origin = headers.get("origin")
-            if origin is not None and (
-                origin == "null" or _host_name(urlsplit(origin).netloc) not in self.hosts
-            ):
+            if origin is not None and not _same_origin(origin, headers.get("host", "")):
                 return 403, f"cross-site request from Origin {origin!r} refused"
         needs = self.reads_need_token or scope["method"] not in SAFE_METHODS
         if self.token is not None and needs and not self._authorised(scope, headers):

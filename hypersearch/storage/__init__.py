@@ -28,14 +28,16 @@ ENV_VAR = "HYPERSEARCH_STORAGE"
 
 
 def get_storage(
-    storage: str | Storage | None, *, create: bool = True, patience: float | None = None
+    storage: str | Storage | None, *, create: bool = True, patience: float | None = None,
+    read_only: bool = False,
 ) -> Storage:
     """A storage from a URL (``sqlite:///study.db``, ``postgresql://...``), an instance, or None
     (``$HYPERSEARCH_STORAGE`` if set, else in memory).
 
     `create=False`: the database must already hold hypersearch's tables; nothing is created.
     `patience`: seconds to wait for an unreachable or busy database (default
-    ``$HYPERSEARCH_STORAGE_PATIENCE`` or 120)."""
+    ``$HYPERSEARCH_STORAGE_PATIENCE`` or 120). `read_only`: a database URL opened for reading
+    only (the dashboard beside running workers)."""
     if storage is None:
         storage = os.environ.get(ENV_VAR) or None
         if storage is None:
@@ -60,7 +62,7 @@ def get_storage(
         )
     from hypersearch.storage.sql import SQLStorage  # lazy: sqlalchemy is heavy
 
-    return SQLStorage(storage, create=create, patience=patience)
+    return SQLStorage(storage, create=create, patience=patience, read_only=read_only)
 
 
 def describe(storage: Any) -> str:

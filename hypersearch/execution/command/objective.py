@@ -216,8 +216,10 @@ class Command:
     def to_config(self) -> dict[str, Any]:
         """JSON-safe form, stored with a study so `hypersearch resume` can run it again;
         ``Command.from_config(c.to_config()) == c``."""
+        argv = self.template.argv
         return {
-            "command": list(self.template.argv),
+            # a shell command is one string (as the definition takes it back)
+            "command": " ".join(argv) if self.template.shell else list(argv),
             "shell": self.template.shell,
             "metric": self.metric,
             "metric_agg": self.metric_agg,

@@ -10,6 +10,15 @@ PostgreSQL's "too many clients"). The pools are small and bounded:
   statement (NullPool) would add a connect round trip (~ms, more with TLS) to every heartbeat.
 - SQLite: at most 12 connections (file handles; there is no server limit).
 
+Read-only engines (``acquire(url, read_only=True)``, or ``?mode=ro`` in an SQLite URL) are for
+readers beside running workers (the dashboard): SQLite connections open with the URI
+``mode=ro``, so they never create the database or its tables, never migrate, never set the
+journal mode, never checkpoint and never take the write lock (their ``BEGIN IMMEDIATE`` is a
+plain read transaction; SQLite may still create the -wal/-shm files that WAL readers share with
+the writers); PostgreSQL sessions run with ``default_transaction_read_only``. A statement that
+would write raises `ReadOnlyStorageError` instead of touching the database. A read-only engine
+is never shared with a writing one on the same URL.
+
 The engine is disposed when the last storage using it is closed or garbage collected, which
 releases the idle connections too. After ``fork`` a child never touches the parent's
 connections: its pools are replaced (``dispose(close=False)``) before first use.
@@ -42,12 +51,19 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 _NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "fuse.sshfs", "9p", "afs"}
 
 
+class ReadOnlyStorageError(StorageError):
+    """A write through a storage opened read-only."""
+
+
 class SharedEngine:
     """An engine shared by the storages of one URL, with the bookkeeping they share."""
 
-    def __init__(self, key: str, engine: Engine, sqlite_path: str | None) -> None:
+    def __init__(
+        self, key: str, engine: Engine, sqlite_path: str | None, read_only: bool = False
+    ) -> None:
         self.key = key
         self.sqlite_path = sqlite_path
+        self.read_only = read_only
         self.users = 0
         self._engine = engine
         self._pid = os.getpid()
@@ -78,19 +94,25 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def acquire(url: str, *, create: bool = True) -> SharedEngine:
+def acquire(url: str, *, create: bool = True, read_only: bool = False) -> SharedEngine:
     """The shared engine for `url` (made on first use), counted as used once more.
 
-    With ``create=False`` a missing or empty SQLite file is refused instead of created."""
-    parsed, sqlite_path = _parse(url, create=create)
-    key = parsed.render_as_string(hide_password=False)
+    With ``create=False`` a missing or empty SQLite file is refused instead of created.
+    ``read_only=True`` (implied by ``mode=ro`` in an SQLite URL's query, and implying
+    ``create=False``): an engine whose connections cannot write (see the module docstring)."""
+    parsed, sqlite_path, read_only = _parse(url, create=create, read_only=read_only)
+    # the key stays a URL (open_engines parses it); mode=ro keeps the two kinds apart
+    key = (parsed.update_query_dict({"mode": "ro"}) if read_only else parsed).render_as_string(
+        hide_password=False
+    )
     with _lock:
         shared = _shared.get(key)
         if shared is None:
-            engine = (
-                _sqlite_engine(parsed, sqlite_path) if sqlite_path else _postgres_engine(parsed)
-            )
-            shared = _shared[key] = SharedEngine(key, engine, sqlite_path)
+            if sqlite_path:
+                engine = _sqlite_engine(parsed, sqlite_path, read_only=read_only)
+            else:
+                engine = _postgres_engine(parsed, read_only=read_only)
+            shared = _shared[key] = SharedEngine(key, engine, sqlite_path, read_only)
         shared.users += 1
         return shared
 
@@ -123,7 +145,11 @@ def open_engines() -> dict[str, int]:
 # -- creating engines ---------------------------------------------------------------------------
 
 
-def _parse(url: str, *, create: bool) -> tuple[sa.engine.URL, str | None]:
+def _parse(
+    url: str, *, create: bool, read_only: bool
+) -> tuple[sa.engine.URL, str | None, bool]:
+    """The URL to connect to, the SQLite file's path (None for PostgreSQL), and whether the
+    engine is read-only (the argument, or ``mode=ro`` in an SQLite URL)."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -133,8 +159,18 @@ def _parse(url: str, *, create: bool) -> tuple[sa.engine.URL, str | None]:
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        path = _check_sqlite_path(parsed.database, create=create)
-        return parsed.set(database=path), path
+        mode = parsed.query.get("mode")
+        if mode is not None:
+            if mode != "ro":
+                raise StorageError(
+                    f"storage URL {url!r}: mode={mode!r} is not supported; the only mode is "
+                    "mode=ro (read-only)"
+                )
+            read_only = True
+            parsed = parsed.difference_update_query(["mode"])
+        path = _check_sqlite_path(parsed.database, create=create and not read_only,
+                                  read_only=read_only)
+        return parsed.set(database=path), path, read_only
     if backend in ("postgresql", "postgres"):
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -144,30 +180,66 @@ def _parse(url: str, *, create: bool) -> tuple[sa.engine.URL, str | None]:
             raise StorageError(
                 "PostgreSQL storage needs psycopg 3: pip install 'hypersearch[postgres]'"
             ) from None
-        return parsed, None
+        return parsed, None, read_only
     raise StorageError(
         f"storage URL {url!r}: unsupported database {backend!r}; use sqlite:///path.db or "
         "postgresql://..."
     )
 
 
-def _postgres_engine(parsed: sa.engine.URL) -> Engine:
+def _postgres_engine(parsed: sa.engine.URL, *, read_only: bool = False) -> Engine:
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in parsed.query:  # else an unroutable host hangs for minutes
         connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT
     # no pre-ping: a dropped connection fails the statement, is discarded by the pool and the
     # work is retried by SQLStorage._run
-    return sa.create_engine(
+    engine = sa.create_engine(
         parsed,
         pool_size=POSTGRES_POOL_SIZE,
         max_overflow=POSTGRES_MAX_OVERFLOW,
         pool_recycle=POOL_RECYCLE,
         connect_args=connect_args,
     )
+    if read_only:
+
+        @sa.event.listens_for(engine, "connect")
+        def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+            # the server refuses every write of this session, autocommit statements included
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET SESSION default_transaction_read_only = on")
+            dbapi_connection.autocommit = autocommit
+
+        _refuse_writes(engine, parsed.render_as_string(hide_password=True))
+    return engine
 
 
-def _check_sqlite_path(database: str | None, *, create: bool) -> str:
-    """The absolute path of an SQLite file we may use, or a StorageError saying why not."""
+def _refuse_writes(engine: Engine, where: str) -> None:
+    """Turn the database's refusal of a write on a read-only engine into one clear error
+    (instead of a retried OperationalError or a bare "attempt to write a readonly database")."""
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _clear_error(context: Any) -> None:
+        error = context.original_exception
+        text = str(error).lower()
+        if (
+            "readonly database" in text  # SQLite, mode=ro
+            or getattr(error, "sqlstate", None) == "25006"  # PostgreSQL: read_only_sql_transaction
+            or "read-only transaction" in text
+        ):
+            statement = (context.statement or "").strip().split(None, 1)
+            verb = statement[0].upper() if statement else "a write"
+            raise ReadOnlyStorageError(
+                f"{where} was opened read-only (a reader beside running workers, such as the "
+                f"dashboard): it cannot run {verb}; open the storage without read_only "
+                "(and without mode=ro) to change it"
+            ) from None
+
+
+def _check_sqlite_path(database: str | None, *, create: bool, read_only: bool = False) -> str:
+    """The absolute path of an SQLite file we may use, or a StorageError saying why not.
+    `read_only`: the file must exist with our tables, and need not be writable."""
     if not database or database == ":memory:":
         raise StorageError(
             "an in-memory SQLite database is private to one connection; use storage=None "
@@ -182,9 +254,11 @@ def _check_sqlite_path(database: str | None, *, create: bool) -> str:
         raise StorageError(f"cannot create the SQLite file {path}: {directory} does not exist")
     if exists:
         _check_sqlite_file(path)
-    if exists and not os.access(path, os.W_OK):
+    if read_only:
+        pass  # a reader needs no write access to the file (SQLite itself opens the -shm file)
+    elif exists and not os.access(path, os.W_OK):
         raise StorageError(f"the SQLite file {path} is read-only; hypersearch needs to write it")
-    if not os.access(directory, os.W_OK):
+    elif not os.access(directory, os.W_OK):
         raise StorageError(
             f"cannot write in {directory}: SQLite needs to create {os.path.basename(path)} "
             "and its -wal/-shm files there"
@@ -235,15 +309,41 @@ def _has_our_tables(path: str) -> bool:
     return row is not None
 
 
-def _sqlite_engine(parsed: sa.engine.URL, path: str) -> Engine:
+def _sqlite_engine(parsed: sa.engine.URL, path: str, *, read_only: bool = False) -> Engine:
+    options: dict[str, Any] = {}
+    if read_only:
+        # SQLite's own read-only open: SQLITE_OPEN_READONLY, so no write, lock, checkpoint or
+        # journal-mode change is even possible (quote: a path may hold '?' or '#')
+        uri = f"file:{quote(path)}?mode=ro"
+        options["creator"] = lambda: sqlite3.connect(
+            uri, uri=True, timeout=60.0, check_same_thread=False
+        )
+    else:
+        options["connect_args"] = {"timeout": 60.0, "check_same_thread": False}
     engine = sa.create_engine(
         parsed,
-        connect_args={"timeout": 60.0, "check_same_thread": False},
         isolation_level="AUTOCOMMIT",  # we issue BEGIN IMMEDIATE ourselves
         poolclass=sa.pool.QueuePool,
         pool_size=SQLITE_POOL_SIZE,
         max_overflow=SQLITE_MAX_OVERFLOW,
+        **options,
     )
+    if read_only:
+
+        @sa.event.listens_for(engine, "connect")
+        def _configure_reader(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            # no "PRAGMA query_only": mode=ro already refuses writes, and query_only would also
+            # refuse BEGIN IMMEDIATE, which on a mode=ro connection is only a read transaction
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()  # asks, never sets
+            if mode and str(mode[0]).lower() != "wal":
+                log.warning("%s is not in WAL mode (%s): its readers delay writers' commits",
+                            path, mode[0])
+            cursor.close()
+
+        _refuse_writes(engine, path)
+        return engine
 
     @sa.event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

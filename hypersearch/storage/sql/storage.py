@@ -59,15 +59,21 @@ class SQLStorage(Storage):
     """Storage in a SQL database. ``SQLStorage("sqlite:///study.db")`` or a PostgreSQL URL.
 
     `create=False` refuses a database without hypersearch's tables instead of creating them;
-    `patience` (seconds) overrides the back-off patience of hypersearch/storage/retry.py."""
+    `patience` (seconds) overrides the back-off patience of hypersearch/storage/retry.py;
+    `read_only=True` opens connections that cannot write (a viewer beside running workers:
+    no lock taken, nothing migrated; a write raises ReadOnlyStorageError)."""
 
-    def __init__(self, url: str, *, create: bool = True, patience: float | None = None) -> None:
+    def __init__(
+        self, url: str, *, create: bool = True, patience: float | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.url = url
-        self._create = create
+        self._read_only = read_only
+        self._create = create and not read_only
         self._patience = patience_seconds(patience)
         self._history: dict[int, tuple[dict[int, FrozenTrial], int]] = {}
         self._history_lock = threading.Lock()
-        self._shared = engines.acquire(url, create=create)
+        self._shared = engines.acquire(url, create=self._create, read_only=read_only)
         self._release = engines.release_when_collected(self, self._shared)
         self._sqlite = self._shared.sqlite_path is not None
         self._now = sa.literal_column(_SQLITE_NOW if self._sqlite else _POSTGRES_NOW)
@@ -81,7 +87,7 @@ class SQLStorage(Storage):
     @property
     def _engine(self) -> Engine:
         if not self._release.alive:  # used again after close(): take the shared pool again
-            self._shared = engines.acquire(self.url, create=False)
+            self._shared = engines.acquire(self.url, create=False, read_only=self._read_only)
             self._release = engines.release_when_collected(self, self._shared)
         return self._shared.engine
 
@@ -228,6 +234,12 @@ class SQLStorage(Storage):
         current = MigrationContext.configure(conn).get_current_revision()
         if current == script.get_current_head():
             return
+        if self._read_only and current is not None:
+            raise StorageError(
+                f"{self._safe_url()} has schema revision {current!r}, older than this "
+                "hypersearch's; open it once read-write (run any hypersearch command on it, "
+                "e.g. hypersearch studies) to bring it forward, then read it read-only"
+            )
         if current is None and not self._create:
             raise StorageError(
                 f"no hypersearch database at {self._safe_url()}: it has no hypersearch tables "
