@@ -119,6 +119,14 @@ def test_percentile_threshold_and_patience() -> None:
     study = study_with("patience", patience=2)
     decisions, _ = run_curve(study, {0: 1.0, 1: 0.9, 2: 0.95, 3: 0.92, 4: 0.1})
     assert decisions == [Decision.CONTINUE] * 3 + [Decision.STOP]
+    # min_delta (Optuna's): 0.85 improves on 0.9 by 0.05, not by more than 0.1
+    study = study_with("patience", patience=2, min_delta=0.1)
+    decisions, _ = run_curve(study, {0: 1.0, 1: 0.9, 2: 0.95, 3: 0.85, 4: 0.1})
+    assert decisions == [Decision.CONTINUE] * 3 + [Decision.STOP]
+    decisions, _ = run_curve(study, {0: 1.0, 1: 0.9, 2: 0.95, 3: 0.7, 4: 0.72, 5: 0.71})
+    assert decisions == [Decision.CONTINUE] * 5 + [Decision.STOP], "0.7 beat 0.9 by 0.2"
+    with pytest.raises(hs.HypersearchError, match="min_delta must be a number"):
+        study_with("patience", min_delta=-1)
 
 
 def test_hyperband_brackets_follow_hyperbands_proportions() -> None:

@@ -165,24 +165,38 @@ class Threshold(Scheduler):
 
 
 class Patience(Scheduler):
-    """Once a trial went `patience` reports without improving on its best, ask `wraps`
-    (another scheduler); without one, stop it (Optuna's PatientPruner with min_delta 0)."""
+    """Once a trial went `patience` reports without improving on its earlier best (by at
+    least `min_delta` when it is set), ask `wraps` (another scheduler); without one, stop it
+    (Optuna's PatientPruner)."""
 
     name = "patience"
 
-    def __init__(self, patience: int = 5, wraps: Scheduler | None = None) -> None:
+    def __init__(
+        self, patience: int = 5, wraps: Scheduler | None = None, min_delta: float = 0.0
+    ) -> None:
         self.patience = integer(self.name, "patience", patience, 1)
+        self.min_delta = number(self.name, "min_delta", min_delta, 0.0, math.inf)
         if wraps is not None and not isinstance(wraps, Scheduler):
             raise SchedulerError(f"patience: wraps must be a scheduler, got {wraps!r}")
         self.wraps = wraps
+
+    def _stalled(self, losses: list[float]) -> bool:
+        finite = [x for x in losses if not math.isnan(x)]  # a NaN report is not counted
+        if len(finite) <= self.patience:
+            return False
+        best_before, best_after = min(finite[:-self.patience]), min(finite[-self.patience:])
+        if self.min_delta == 0:
+            return best_after >= best_before  # an equal loss is no improvement
+        return best_after > best_before - self.min_delta  # improving by min_delta is enough
 
     def on_report(
         self, view: StudyView, trial: FrozenTrial, step: int, metrics: Mapping[str, float]
     ) -> Verdict:
         curve = view.curve(trial)
-        if curve is None or curve.since_best < self.patience:
+        if curve is None or not self._stalled(curve.losses):
             return CONTINUE
         if self.wraps is not None:
             return self.wraps.on_report(view, trial, step, metrics)
         name = view.metric_of(metrics)
-        return stop(f"patience: {name} did not improve in {self.patience} reports")
+        by = f" by {self.min_delta:g}" if self.min_delta else ""
+        return stop(f"patience: {name} did not improve{by} in {self.patience} reports")

@@ -48,6 +48,7 @@ class Curve:
     best: float = math.inf  # best loss so far (NaN reports are not counted)
     since_best: int = 0  # reports since the best one improved
     last: float = math.nan  # the latest loss
+    losses: list[float] = field(default_factory=list)  # every loss reported, in order
 
 
 @dataclass
@@ -136,6 +137,7 @@ class StudyView:
             loss = self.sign * float(metrics[name])
             curve.n += 1
             curve.previous_step, curve.step, curve.last = curve.step, at, loss
+            curve.losses.append(loss)
             if loss < curve.best:
                 curve.best, curve.since_best = loss, 0
             elif not math.isnan(loss):
