@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from trial_setup import claim_with
 
 import hypersearch as hs
 from hypersearch.dashboard import create_app
@@ -23,9 +24,7 @@ BASE = "http://127.0.0.1:8080"
 
 
 def _claim(store: Any, study: Any, params: dict[str, Any]) -> Any:
-    store.enqueue(study.id, study.space.validate(study.space.flatten(params)))
-    return store.claim(study.id, OWNER, propose=lambda h, n: None, uses_history=False,
-                       max_trials=None, lease_seconds=3600.0)
+    return claim_with(store, study, params, OWNER)
 
 
 @pytest.fixture()

@@ -23,6 +23,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from trial_setup import claim_with
 
 import hypersearch as hs
 from hypersearch.dashboard import create_app
@@ -38,11 +39,7 @@ EXAMPLES = 25  # per operation and mode; the document's bounds and enums keep th
 
 
 def _claim(store: Any, study: Any, params: dict[str, Any]) -> Any:
-    store.enqueue(study.id, study.space.validate(study.space.flatten(params)), None)
-    claimed = store.claim(study.id, OWNER, propose=lambda h, n: None, uses_history=False,
-                          max_trials=None, lease_seconds=3600.0)
-    assert claimed is not None
-    return claimed
+    return claim_with(store, study, params, OWNER)
 
 
 def build_study(folder: Path) -> str:

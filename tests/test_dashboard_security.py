@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from trial_setup import claim_with
 
 import hypersearch as hs
 from hypersearch.cli.main import cli
@@ -43,11 +44,7 @@ S = f"/api/v1/studies/{NAME}"
 
 
 def _claim(store: Any, study: Any, params: dict[str, Any]) -> Any:
-    store.enqueue(study.id, study.space.validate(study.space.flatten(params)), None)
-    claimed = store.claim(study.id, OWNER, propose=lambda h, n: None, uses_history=False,
-                          max_trials=None, lease_seconds=3600.0)
-    assert claimed is not None
-    return claimed
+    return claim_with(store, study, params, OWNER)
 
 
 @pytest.fixture(scope="module")
