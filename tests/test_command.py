@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import json
 import math
 import os
@@ -1259,3 +1260,21 @@ def test_a_shell_command_objective_is_stored_as_one_string(tmp_path: Path) -> No
                         storage=f"sqlite:///{tmp_path / 'sh.db'}", name="sh", verbose=False,
                         output_dir=str(tmp_path / "runs"))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
+def test_command_workers_are_named_after_free_slots(tmp_path: Path) -> None:
+    """The worker name was the count of runs in flight, so with 2 slots every trial after the
+    first two ran in 'slot1'; a trial takes the lowest free slot."""
+    job = script(tmp_path, "quick.py", "import sys, time\ntime.sleep(0.05 * int(sys.argv[1]))\n"
+                 "print('loss=1')\n")
+    study = hs.minimize(hs.Command([PY, job, ":k:"]), {"k": hs.choice([1, 3])}, max_trials=8,
+                        n_jobs=2, metric="loss", storage=f"sqlite:///{tmp_path / 'w.db'}",
+                        name="w", verbose=False, output_dir=str(tmp_path / "runs"))
+    slots = [t.worker.rsplit(":", 1)[1] for t in study.trials]
+    assert set(slots) == {"slot0", "slot1"}, slots
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for trial in study.trials:
+        spans.setdefault(trial.worker, []).append((trial.started_at, trial.finished_at))
+    for runs in spans.values():  # one trial at a time in each slot
+        runs.sort()
+        assert all(a[1] <= b[0] + 0.05 for a, b in itertools.pairwise(runs)), runs

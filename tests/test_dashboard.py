@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
+from trial_setup import claim_with
 
 import hypersearch as hs
 from hypersearch.cli.main import cli
@@ -36,12 +37,7 @@ def _quote(name: str) -> str:
 
 
 def _claim(store: Any, study: Any, params: dict[str, Any], lineage: Any = None) -> Any:
-    flat = study.space.validate(study.space.flatten(params))
-    store.enqueue(study.id, flat, lineage)
-    claimed = store.claim(study.id, OWNER, propose=lambda h, n: None, uses_history=False,
-                          max_trials=None, lease_seconds=3600.0)
-    assert claimed is not None
-    return claimed
+    return claim_with(store, study, params, OWNER, lineage)
 
 
 @pytest.fixture(scope="module")
@@ -256,13 +252,16 @@ def _page(client: TestClient, path: str, status: int = 200) -> str:
     response = client.get(path)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("text/html")
-    assert "script-src" not in response.headers.get("content-security-policy", "x")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe" not in csp, "scripts only from files"
     assert "default-src 'none'" in response.headers["content-security-policy"]
     return response.text
 
 
 def _no_raw_script(text: str) -> None:
-    assert "<script" not in text.lower() and "&lt;script&gt;" in text
+    scripts = re.findall(r"<script[^>]*>", text.lower())
+    assert all(re.fullmatch(r'<script src="/static/[\w./-]+" defer>', s) for s in scripts), scripts
+    assert "&lt;script&gt;" in text
 
 
 def test_studies_page_escapes_the_message(client: TestClient) -> None:
@@ -279,9 +278,7 @@ def test_study_page_table_sort_links_and_pager(client: TestClient) -> None:
     assert "sort=value&amp;order=asc" in text, "a column header sorts by it"
     page3 = _page(client, P + "?limit=10&offset=30&sort=number&order=desc")
     assert "trials 31–35 of 35" in page3 and 'rel="prev"' in page3
-    assert text.count('class="dot"') == N_COMPLETE + 1 and 'class="best"' in text
-    assert "<title>trial 0: 0</title>" in text, "optimisation history: one dot per completed trial"
-    assert 'id="history"' not in _page(client, "/studies/empty")
+    assert 'data-chart="history"' in text, "the history is drawn from /history by plotly"
     failed = _page(client, P + "?state=failed")
     assert "FAILED" in failed and "trials 1–1 of 1" in failed
     assert "cannot sort by" in _page(client, P + "?sort=zzz", 422)
@@ -294,7 +291,7 @@ def test_trial_pages_show_failure_logs_metrics_lineage(client: TestClient) -> No
     assert 'id="failure"' in failed and "E &lt;script&gt;" in failed
     assert "boom &lt;script&gt;" in failed and 'class="stderr"' in failed
     done = _page(client, f"{P}/trials/3")
-    assert 'id="metrics"' in done and "10 reports" in done and "epoch 4" in done
+    assert 'data-chart="trial-curves"' in done and "loss" in done and "epoch 4" in done
     assert 'id="lineage"' not in done
     child = _page(client, f"{P}/trials/{N_COMPLETE + 2}")
     assert 'id="lineage"' in child and f'href="{P}/trials/0"' in child

@@ -90,8 +90,8 @@ def path_number(request: Request) -> int:
         number = int(text)
     except ValueError:
         raise read.ReadError(f"a trial number is an integer, got {text!r}") from None
-    if number < 0:
-        raise read.ReadError(f"a trial number is at least 0, got {number}")
+    if not 0 <= number <= read.MAX_INT:
+        raise read.ReadError(f"a trial number is from 0 to {read.MAX_INT}, got {number}")
     return number
 
 

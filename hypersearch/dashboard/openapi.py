@@ -184,9 +184,8 @@ def _query(name: str, schema: dict[str, Any], text: str, **extra: Any) -> dict[s
 
 
 def _int(low: int, high: int | None, default: int | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "integer", "minimum": low}
-    if high is not None:
-        schema["maximum"] = high
+    schema: dict[str, Any] = {"type": "integer", "minimum": low,
+                              "maximum": read.MAX_INT if high is None else high}
     if default is not None:
         schema["default"] = default
     return schema
@@ -199,7 +198,8 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
                         "pattern": r"^[^/\\\x00-\x1f\x7f-\x9f\u2028\u2029]+$"},
              "description": "the study name: " + STUDY_NAME_RULE},
     "number": {"name": "number", "in": "path", "required": True,
-               "schema": {"type": "integer", "minimum": 0}, "description": "the trial number"},
+               "schema": {"type": "integer", "minimum": 0, "maximum": read.MAX_INT},
+               "description": "the trial number"},
     "id": {"name": "id", "in": "path", "required": True, "schema": _STR,
            "description": "a file id from the trial's /files listing (never a path)"},
 }

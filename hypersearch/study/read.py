@@ -51,6 +51,7 @@ MAX_SERIES_TRIALS = 1000  # curves per series request
 MAX_POINTS = 1000  # points per curve after downsampling
 DEFAULT_POINTS = 300
 MAX_LOG_LINES = 2000  # lines per log request
+MAX_INT = 2**31 - 1  # any integer argument (trial numbers are 32-bit in PostgreSQL)
 MAX_TIMELINE = 2000  # trials in the timeline
 MAX_EXPORT = 100_000  # rows of one export
 SORT_FIXED = ("number", "value", "duration", "state")
@@ -199,7 +200,7 @@ def _int_in(name: str, value: Any, low: int, high: int | None) -> int:
             value = int(str(value).strip())
         except ValueError:
             raise ReadError(f"{name} must be an integer, got {value!r}") from None
-    if value < low or (high is not None and value > high):
+    if value < low or value > (MAX_INT if high is None else high):
         bound = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise ReadError(f"{name} must be {bound}, got {value}")
     return value
@@ -309,7 +310,7 @@ def trial_page(
 def trial(storage: Storage | str, name: str, number: int) -> FrozenTrial:
     """One trial of study `name`, with the study's space attached (choices shown as options)."""
     study = load_study(name, _storage(storage))
-    found = study.storage.get_trial(study.id, number)
+    found = study.storage.get_trial(study.id, _int_in("trial number", number, 0, None))
     if found is None:
         raise TrialNotFoundError(f"study {name!r} has no trial {number}")
     return dataclasses.replace(found, space=study.space)
@@ -385,7 +386,8 @@ def curves(
     if trials is None:
         query = TrialQuery(sort="number", descending=True, limit=MAX_SERIES_TRIALS)
     else:
-        query = TrialQuery(numbers=tuple(dict.fromkeys(int(n) for n in trials)))
+        numbers = (_int_in("a trial number", n, 0, None) for n in trials)
+        query = TrialQuery(numbers=tuple(dict.fromkeys(numbers)))
     chosen, _ = store.query_trials(record.id, query)
     by_id = {t.id: t for t in chosen if t.id is not None}
     points = store.get_metrics_many(list(by_id), metric or record.metric or "value")

@@ -96,6 +96,7 @@ class _Run:
     def __init__(self, claimed: FrozenTrial, spec: CommandSpec, gpus: tuple[int, ...]) -> None:
         self.claimed = claimed
         self.gpus = gpus
+        self.slot = 0  # which of the executor's parallel slots it runs in (the worker's name)
         self.proc: TrialProcess | None = None
         self.splitters = {
             "stdout": LineSplitter(),
@@ -185,10 +186,15 @@ class CommandExecutor:
             elif run.proc is not None and run.proc.term_at is not None:
                 self._terminate(run)  # stopped and listening: no more waiting for it
 
+    def _free_slot(self) -> int:
+        """The lowest slot no running trial holds (a slot frees when its trial ends)."""
+        taken = {run.slot for run in self._runs}
+        return next(i for i in range(len(self._runs) + 1) if i not in taken)
+
     def next_worker(self) -> str:
         host = socket.gethostname()
         if self.spec.gpus is None:
-            return f"{host}:slot{len(self._runs)}"
+            return f"{host}:slot{self._free_slot()}"
         return f"{host}:gpu{','.join(map(str, self._free_gpus[: self.spec.gpus_per_trial]))}"
 
     def submit(self, claimed: FrozenTrial) -> None:
@@ -198,6 +204,7 @@ class CommandExecutor:
             gpus = tuple(self._free_gpus[: self.spec.gpus_per_trial])
             del self._free_gpus[: self.spec.gpus_per_trial]
         run = _Run(claimed, self.spec, gpus)
+        run.slot = self._free_slot()
         self._runs.append(run)
         try:
             self._start(run, params)
