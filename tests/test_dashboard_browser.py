@@ -740,11 +740,13 @@ def screenshots(out: Path) -> None:
             launched = pw.chromium.launch(executable_path=chromium_path())
             context = launched.new_context(viewport={"width": 1440, "height": 1000})
             page = context.new_page()
-            page.goto(f"{served.base}{P(name)}")
+            page.set_viewport_size({"width": 1440, "height": 3600})  # every chart in view:
+            page.goto(f"{served.base}{P(name)}")  # live refreshes then reach all of them
             wait_js(page, "[...document.querySelectorAll('[data-chart]')]"
                     ".every(d => d.dataset.state === 'ready')", timeout=30_000)
             page.wait_for_timeout(800)
             page.screenshot(path=str(out / "dashboard-study.png"), full_page=True)
+            page.set_viewport_size({"width": 1440, "height": 1000})
             shown = read.study_row(store, name).best_number
             page.goto(f"{served.base}{P(name)}/trials/{shown}")
             wait_js(page, "document.querySelectorAll('#trial-curves .curve').length === 3"
