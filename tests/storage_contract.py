@@ -949,20 +949,26 @@ class StorageContract:
 
     def test_trial_outlines_and_activity(self, storage: Storage) -> None:
         study, made = self._mixed_study(storage)
+        values = storage.completed_values(study.id)
+        assert [n for n, _ in values] == [0, 1, 2, 3, 4, 5, 6, 8, 9] and values[1] == (1, 7.0)
         outlines = storage.trial_outlines(study.id, [TrialState.COMPLETE])
         assert [o.number for o in outlines] == [0, 1, 2, 3, 4, 5, 6, 8, 9]
         assert outlines[1].value == 7.0 and outlines[1].finished_at is not None
         latest = storage.trial_outlines(study.id, latest=3)
         assert [o.number for o in latest] == [8, 9, 10] and latest[-1].finished_at is None
-        version, reports, first, last = storage.activity(study.id)
+        version, reports, n_running = storage.activity(study.id)
+        assert n_running == 1
+        first, last = storage.time_span(study.id)
         assert first is not None and last is not None and first <= last
+        assert first == min(t.started_at for t in storage.get_trials(study.id))
         running = made[-1]
         assert running.id is not None
         assert storage.report(running.id, OWNER, running.lease_epoch, 0, {"loss": 1.0})
-        version2, reports2, _, _ = storage.activity(study.id)
+        version2, reports2, _ = storage.activity(study.id)
         assert version2 == version and reports2 > reports, "a report moves `reports` only"
         storage.finish(running.id, OWNER, running.lease_epoch, Outcome(TrialState.COMPLETE, 1.0))
         assert storage.activity(study.id)[0] > version, "a finish moves the version"
+        assert storage.activity(study.id)[2] == 0
 
     def test_notes(self, storage: Storage) -> None:
         study = new_study(storage)

@@ -225,7 +225,7 @@ def history(request: Request) -> JSONResponse:
 def points(request: Request) -> JSONResponse:
     found = read.search_points(request.app.state.storage, request.path_params["name"],
                                filter_param(request),
-                               limit=query_int(request, "limit", read.MAX_SEARCH_POINTS))
+                               limit=query_int(request, "limit", read.DEFAULT_SEARCH_POINTS))
     return answer({
         "total": found.total,
         "params": [{"name": p.name, "kind": p.kind, "log": p.log, "low": p.low,

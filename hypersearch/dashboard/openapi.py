@@ -291,7 +291,7 @@ ROUTES: tuple[Op, ...] = (
     Op("get", S + "/points", "Parameters and values of the latest matching COMPLETE trials "
        "(parallel coordinates, slice, contour)", "Points", (
         _RANGES,
-        _query("limit", _int(1, read.MAX_SEARCH_POINTS, read.MAX_SEARCH_POINTS),
+        _query("limit", _int(1, read.MAX_SEARCH_POINTS, read.DEFAULT_SEARCH_POINTS),
                "trials at most"),
     )),
     Op("get", S + "/importance", "Parameter importance (needs 4 completed trials)",

@@ -320,6 +320,10 @@ class Storage(ABC):
         matched in all); semantics in storage/queries.py."""
         return select_trials(self.get_trials(study_id), query)
 
+    def completed_values(self, study_id: int) -> list[tuple[int, float | None]]:
+        """(number, value) of the study's COMPLETE trials in number order: the history."""
+        return [(t.number, t.value) for t in self.get_trials(study_id, [TrialState.COMPLETE])]
+
     def trial_outlines(
         self, study_id: int, states: Sequence[TrialState] | None = None, *,
         latest: int | None = None,
@@ -333,16 +337,21 @@ class Storage(ABC):
             trials = sorted(started[-latest:] if latest else [], key=lambda t: t.number)
         return [outline(t) for t in trials]
 
-    def activity(self, study_id: int) -> tuple[int, int, float | None, float | None]:
-        """(the study's version, a number that grows whenever a RUNNING trial reports, its
-        first start, its last finish): what a live view polls to know whether to read more."""
+    def activity(self, study_id: int) -> tuple[int, int, int]:
+        """(the study's version, a number that grows whenever a RUNNING trial reports, how many
+        trials run): what a live view polls to know whether to read more. Cheap: no scan of
+        the study's trials."""
         record = next(r for r in self.list_studies() if r.id == study_id)
-        trials = self.get_trials(study_id)
-        running = [t for t in trials if t.state is TrialState.RUNNING]
+        running = self.get_trials(study_id, [TrialState.RUNNING])
         reports = sum(len(self.get_metrics(t.id)) for t in running if t.id is not None)
+        return (record.version, reports, len(running))
+
+    def time_span(self, study_id: int) -> tuple[float | None, float | None]:
+        """(when the study's first trial started, when its last one finished)."""
+        trials = self.get_trials(study_id)
         starts = [t.started_at for t in trials if t.started_at is not None]
         ends = [t.finished_at for t in trials if t.finished_at is not None]
-        return (record.version, reports, min(starts, default=None), max(ends, default=None))
+        return (min(starts, default=None), max(ends, default=None))
 
     @abstractmethod
     def add_note(self, study_id: int, trial_number: int | None, text: str) -> None:

@@ -48,6 +48,7 @@ def json_safe(value: Any) -> Any:
 MAX_PAGE = 500  # trials per page
 DEFAULT_PAGE = 50
 MAX_SERIES_TRIALS = 1000  # curves per series request
+DEFAULT_SERIES_TRIALS = 200  # curves when the request names no trials (the latest ones)
 MAX_POINTS = 1000  # points per curve after downsampling
 DEFAULT_POINTS = 300
 MAX_LOG_LINES = 2000  # lines per log request
@@ -159,7 +160,7 @@ def study_row(storage: Storage | str, name: str) -> StudyRow:
     """One study's row, with the times of its first start and last finish."""
     store = _storage(storage)
     record = _record(store, name)
-    _, _, first, last = store.activity(record.id)
+    first, last = store.time_span(record.id)
     return dataclasses.replace(_row(store, record), started_at=first, last_finished_at=last)
 
 
@@ -177,9 +178,7 @@ def activity(storage: Storage | str, name: str) -> Activity:
     """The study's change markers (two cheap queries)."""
     store = _storage(storage)
     record = _record(store, name)
-    version, reports, _, _ = store.activity(record.id)
-    return Activity(version, reports, store.summary(record.id, record.direction).counts.get(
-        "RUNNING", 0))
+    return Activity(*store.activity(record.id))
 
 
 def _states(states: Sequence[str] | None) -> tuple[str, ...]:
@@ -327,12 +326,11 @@ def history(
     max_points = _int_in("max_points", max_points, 1, MAX_POINTS)
     better = min if record.direction == "minimize" else max
     out: list[tuple[int, float, float]] = []
-    for found in store.trial_outlines(record.id, [TrialState.COMPLETE]):
-        value = found.value
+    for number, value in store.completed_values(record.id):
         if value is None or not math.isfinite(value):
             continue
         best = value if not out else better(out[-1][2], value)
-        out.append((found.number, value, best))
+        out.append((number, value, best))
     return downsample(out, max_points)
 
 
@@ -362,7 +360,8 @@ def metric_series(
     max_points: int = DEFAULT_POINTS,
 ) -> dict[int, list[tuple[int | None, float]]]:
     """{trial number: [(step, value), ...]} of `metric` (default: the study's metric, else
-    ``value``) for the trial numbers `trials` (default: the latest MAX_SERIES_TRIALS), read in one
+    ``value``) for the trial numbers `trials` (at most MAX_SERIES_TRIALS; default: the latest
+    DEFAULT_SERIES_TRIALS), read in one
     storage query, each curve downsampled to `max_points` (1 to MAX_POINTS) in report order.
     Trials that reported nothing of it are absent; unknown numbers are ignored."""
     return {c.number: c.points for c in curves(storage, name, metric, trials,
@@ -384,7 +383,7 @@ def curves(
     if trials is not None and len(trials) > MAX_SERIES_TRIALS:
         raise ReadError(f"at most {MAX_SERIES_TRIALS} trials per series request, got {len(trials)}")
     if trials is None:
-        query = TrialQuery(sort="number", descending=True, limit=MAX_SERIES_TRIALS)
+        query = TrialQuery(sort="number", descending=True, limit=DEFAULT_SERIES_TRIALS)
     else:
         numbers = (_int_in("a trial number", n, 0, None) for n in trials)
         query = TrialQuery(numbers=tuple(dict.fromkeys(numbers)))
@@ -415,6 +414,7 @@ def metric_names(storage: Storage | str, name: str) -> list[str]:
 
 
 MAX_SEARCH_POINTS = 5000  # trials in the parallel-coordinates, slice and contour charts
+DEFAULT_SEARCH_POINTS = 2000
 
 
 @dataclass(frozen=True)
@@ -454,7 +454,7 @@ def search_points(
     name: str,
     wanted: TrialFilter | None = None,
     *,
-    limit: int = MAX_SEARCH_POINTS,
+    limit: int = DEFAULT_SEARCH_POINTS,
 ) -> SearchPoints:
     """The latest `limit` (1 to MAX_SEARCH_POINTS) COMPLETE trials in `wanted`, with the
     study's parameters described."""

@@ -54,6 +54,10 @@ trials = sa.Table(
     sa.UniqueConstraint("study_id", "number", name="uq_trials_study_number"),
     sa.Index("ix_trials_study_state", "study_id", "state"),
     sa.Index("ix_trials_owner_state", "owner", "state"),
+    sa.Index("ix_trials_study_value", "study_id", "value"),  # 0004: the dashboard's reads
+    sa.Index("ix_trials_study_state_number_value", "study_id", "state", "number", "value"),
+    sa.Index("ix_trials_study_started", "study_id", "started_at"),
+    sa.Index("ix_trials_study_finished", "study_id", "finished_at"),
     sqlite_autoincrement=True,
 )
 

@@ -1121,7 +1121,9 @@ class SQLStorage(Storage):
             if high is not None:
                 where.append(numeric <= high)
         keys = sort[1] if len(sort[1]) == 1 else sort[1][1:]
-        order: list[Any] = [sort[1][0].is_(None)]  # trials without the field last, either way
+        order: list[Any] = []
+        if query.sort != "number":  # trials without the field last, either way (a number
+            order.append(sort[1][0].is_(None))  # is never missing: its index serves it)
         order += [e.desc() if query.descending else e.asc() for e in keys]
         order.append(trials.c.number)
 
@@ -1131,6 +1133,17 @@ class SQLStorage(Storage):
             if query.limit is not None:
                 page = page.limit(query.limit)
             return [self._trial(row) for row in conn.execute(page)], total.scalar_one()
+
+        return self._run(work, write=False)
+
+    def completed_values(self, study_id: int) -> list[tuple[int, float | None]]:
+        query = (sa.select(trials.c.number, trials.c.value)  # from the index alone (0004)
+                 .where(trials.c.study_id == study_id,
+                        trials.c.state == TrialState.COMPLETE.value)
+                 .order_by(trials.c.number))
+
+        def work(conn: Connection) -> list[tuple[int, float | None]]:
+            return [(r.number, r.value) for r in conn.execute(query)]
 
         return self._run(work, write=False)
 
@@ -1158,7 +1171,7 @@ class SQLStorage(Storage):
 
         return self._run(work, write=False)
 
-    def activity(self, study_id: int) -> tuple[int, int, float | None, float | None]:
+    def activity(self, study_id: int) -> tuple[int, int, int]:
         running = sa.select(trials.c.id).where(
             trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING.value
         )
@@ -1166,15 +1179,25 @@ class SQLStorage(Storage):
             sa.select(studies.c.version).where(studies.c.id == study_id).scalar_subquery(),
             sa.select(sa.func.coalesce(sa.func.max(metrics.c.id), 0))
             .where(metrics.c.trial_id.in_(running)).scalar_subquery(),
-            sa.select(sa.func.min(trials.c.started_at))
-            .where(trials.c.study_id == study_id).scalar_subquery(),
-            sa.select(sa.func.max(trials.c.finished_at))
-            .where(trials.c.study_id == study_id).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(running.subquery()).scalar_subquery(),
         )
 
-        def work(conn: Connection) -> tuple[int, int, float | None, float | None]:
-            version, reports, first, last = conn.execute(query).one()
-            return int(version or 0), int(reports), first, last
+        def work(conn: Connection) -> tuple[int, int, int]:
+            version, reports, n_running = conn.execute(query).one()
+            return int(version or 0), int(reports), int(n_running)
+
+        return self._run(work, write=False)
+
+    def time_span(self, study_id: int) -> tuple[float | None, float | None]:
+        mine = trials.c.study_id == study_id
+        query = sa.select(  # each an index seek (ix_trials_study_started / _finished)
+            sa.select(sa.func.min(trials.c.started_at)).where(mine).scalar_subquery(),
+            sa.select(sa.func.max(trials.c.finished_at)).where(mine).scalar_subquery(),
+        )
+
+        def work(conn: Connection) -> tuple[float | None, float | None]:
+            first, last = conn.execute(query).one()
+            return first, last
 
         return self._run(work, write=False)
 
