@@ -1129,10 +1129,18 @@ class SQLStorage(Storage):
 
         def work(conn: Connection) -> tuple[list[FrozenTrial], int]:
             total = conn.execute(sa.select(sa.func.count()).select_from(trials).where(*where))
-            page = sa.select(trials).where(*where).order_by(*order).offset(query.offset)
+            # sort ids only, then read the rows of the window: sorting whole rows (their JSON
+            # columns) of a large study costs several times more
+            page = sa.select(trials.c.id).where(*where).order_by(*order).offset(query.offset)
             if query.limit is not None:
                 page = page.limit(query.limit)
-            return [self._trial(row) for row in conn.execute(page)], total.scalar_one()
+            ids = [row.id for row in conn.execute(page)]
+            rows: dict[int, Any] = {}
+            for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
+                chunk = ids[start:start + 900]
+                rows.update((r.id, r) for r in conn.execute(
+                    sa.select(trials).where(trials.c.id.in_(chunk))))
+            return [self._trial(rows[i]) for i in ids if i in rows], total.scalar_one()
 
         return self._run(work, write=False)
 
