@@ -27,14 +27,15 @@ def _claim(store: Any, study: Any, params: dict[str, Any]) -> Any:
     return claim_with(store, study, params, OWNER)
 
 
-@pytest.fixture()
-def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def study(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """20 finished trials where x decides the value and y is noise, one running; a command
-    output folder for trial 0."""
+    output folder for trial 0. On SQLite and on PostgreSQL."""
     monkeypatch.chdir(tmp_path)
+    url = (f"sqlite:///{tmp_path / 'd.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
     space = {"x": hs.uniform(0, 1), "y": hs.uniform(0, 1), "opt": hs.choice(["adam", "sgd"])}
-    study = hs.create_study(space, storage=f"sqlite:///{tmp_path / 'd.db'}", name="s",
-                            strategy="random", seed=3)
+    study = hs.create_study(space, storage=url, name="s", strategy="random", seed=3)
     store = study.storage
     for i in range(20):
         x, y = i / 20, (i * 7 % 20) / 20
@@ -55,7 +56,8 @@ def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _client(study: Any, **options: Any) -> tuple[TestClient, str | None]:
-    app = create_app(study.storage, **options)
+    """The dashboard as `hypersearch dashboard` serves it: over the URL (read-only reads)."""
+    app = create_app(study.storage.url, **options)
     return TestClient(app, base_url=BASE), app.state.token
 
 
