@@ -235,10 +235,14 @@ class Writer:
         self.thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The studies every test reads, on SQLite and on PostgreSQL (each test runs on both)."""
     folder = tmp_path_factory.mktemp("browser")
-    url = f"sqlite:///{folder / 'dash.db'}"
+    url = (f"sqlite:///{folder / 'dash.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_module_url"))
     build_static(url)
     live = Writer(url, LIVE, steps=6, pause=0.12, seed_trials=12)
     yield {"url": url, "folder": folder, "live": live}
