@@ -206,6 +206,5 @@ def create_app(
     app.state.writer = _Writer(storage)
     app.state.token = token
     app.state.read_only = read_only
-    app.state.reads_need_token = reads_need_token
     app.state.templates = pages.make_templates()
     return app

@@ -242,10 +242,26 @@ def _field_name(name: str, params: Sequence[str], use: str = "sort") -> str:
     raise ReadError(f"cannot {use} by {name!r}; use one of: {choices}")
 
 
-def _query(
-    store: Storage, record: Any, space: Space | None, wanted: TrialFilter, **window: Any
-) -> TrialQuery:
-    params = param_names(store, record, space)
+@dataclass(frozen=True)
+class _Opened:
+    """What a read of a study's trials needs, read once: the storage, the study (its space),
+    its stored record and its parameter names."""
+
+    store: Storage
+    study: Any
+    record: Any
+    params: list[str]
+
+
+def _open(storage: Storage | str, name: str) -> _Opened:
+    store = _storage(storage)
+    study = load_study(name, store)
+    record = _record(store, name)
+    return _Opened(store, study, record, param_names(store, record, study.space))
+
+
+def _query(opened: _Opened, wanted: TrialFilter, **window: Any) -> TrialQuery:
+    params, space = opened.params, opened.study.space
     ranges = []
     for name, (low, high) in wanted.ranges.items():
         target = _field_name(name, params, "filter")
@@ -279,18 +295,15 @@ def trial_page(
     ``params.NAME``; a choice sorts in the order of its options) in `order` (asc or desc;
     trials without that value come last either way, ties in number order), the `limit` (1 to
     MAX_PAGE) starting at `offset`. Sorting and paging happen in the database."""
-    store = _storage(storage)
-    study = load_study(name, store)
-    record = _record(store, name)
+    opened = _open(storage, name)
+    store, study, record = opened.store, opened.study, opened.record
     limit = _int_in("limit", limit, 1, MAX_PAGE)
     offset = _int_in("offset", offset, 0, None)
     if order not in ("asc", "desc"):
         raise ReadError(f"order must be 'asc' or 'desc', got {order!r}")
-    names = param_names(store, record, study.space)
     wanted = TrialFilter(_states(states), dict(ranges or {}))
-    query = _query(store, record, study.space, wanted,
-                   sort=_field_name(sort, names), descending=order == "desc",
-                   limit=limit, offset=offset)
+    query = _query(opened, wanted, sort=_field_name(sort, opened.params),
+                   descending=order == "desc", limit=limit, offset=offset)
     trials, total = store.query_trials(record.id, query)
     return TrialPage(
         study=_row(store, record),
@@ -301,7 +314,7 @@ def trial_page(
         sort=sort,
         order=order,
         states=wanted.states,
-        param_names=names,
+        param_names=opened.params,
         notes=store.latest_notes(record.id, [t.number for t in trials]),
     )
 
@@ -458,19 +471,16 @@ def search_points(
 ) -> SearchPoints:
     """The latest `limit` (1 to MAX_SEARCH_POINTS) COMPLETE trials in `wanted`, with the
     study's parameters described."""
-    store = _storage(storage)
-    study = load_study(name, store)
-    record = _record(store, name)
+    opened = _open(storage, name)
+    space = opened.study.space
     limit = _int_in("limit", limit, 1, MAX_SEARCH_POINTS)
     wanted = TrialFilter(("COMPLETE",), dict((wanted or TrialFilter()).ranges))
-    query = _query(store, record, study.space, wanted, sort="number", descending=True,
-                   limit=limit)
-    trials, total = store.query_trials(record.id, query)
-    names = param_names(store, record, study.space)
+    query = _query(opened, wanted, sort="number", descending=True, limit=limit)
+    trials, total = opened.store.query_trials(opened.record.id, query)
     return SearchPoints(
         total,
-        [_param_info(n, study.space) for n in names],
-        [dataclasses.replace(t, space=study.space) for t in reversed(trials)],
+        [_param_info(n, space) for n in opened.params],
+        [dataclasses.replace(t, space=space) for t in reversed(trials)],
     )
 
 
@@ -488,17 +498,13 @@ def export_trials(
 ) -> list[dict[str, Any]]:
     """Flat rows (number, state, value, duration, params..., metrics...) of the trials in
     `wanted`, at most MAX_EXPORT of them."""
-    store = _storage(storage)
-    study = load_study(name, store)
-    record = _record(store, name)
-    names = param_names(store, record, study.space)
-    query = _query(store, record, study.space, wanted or TrialFilter(),
-                   sort=_field_name(sort, names), descending=order == "desc",
-                   limit=MAX_EXPORT)
-    trials, _ = store.query_trials(record.id, query)
+    opened = _open(storage, name)
+    query = _query(opened, wanted or TrialFilter(), sort=_field_name(sort, opened.params),
+                   descending=order == "desc", limit=MAX_EXPORT)
+    trials, _ = opened.store.query_trials(opened.record.id, query)
     rows = []
     for found in trials:
-        shown = dataclasses.replace(found, space=study.space).display_params()
+        shown = dataclasses.replace(found, space=opened.study.space).display_params()
         row: dict[str, Any] = {"number": found.number, "state": found.state.value,
                                "value": found.value, "duration": found.duration}
         row.update({f"params.{k}": v for k, v in shown.items()})
