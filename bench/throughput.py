@@ -10,12 +10,17 @@ float, int 1-100, categorical of 4) and a no-op objective:
     sqlite4   hs.minimize("sqlite:///f.db", n_jobs=4)    4 spawned processes, load_study().optimize
     pg1       hs.minimize("postgresql://...", n_jobs=1)  RDBStorage(postgresql+psycopg), 1 process
     pg4       hs.minimize("postgresql://...", n_jobs=4)  4 spawned processes, load_study().optimize
+    sqlite-wK K worker processes, hs.run_worker          K spawned processes, load_study().optimize
+    pg-wK     (K = 1, 2, 4, 8, 16; -10ms: a 10 ms objective)
 
 hypersearch with n_jobs=k is one ``hs.minimize(..., n_jobs=k, max_trials=N)`` call (k objective
-processes behind one driver that alone talks to storage). Optuna with k processes is how Optuna
-users run processes: k OS processes (multiprocessing spawn) each calling
-``optuna.load_study(...).optimize(objective, n_trials=N // k)`` on the same RDB URL; they meet at a
-barrier after importing Optuna and loading the study, so process start-up is not timed. Optuna's
+processes behind one driver that alone talks to storage): the "n_jobs=4, one driver" rows.
+hypersearch with K worker processes is what ``hypersearch worker`` runs on K machines: the study
+is created first (objective ``benchobjectives:noop``, stored by name), then K spawned processes
+each call ``hs.run_worker(url, name)``; they share the one budget. Optuna with k processes is how
+Optuna users run processes: k OS processes (multiprocessing spawn) each calling
+``optuna.load_study(...).optimize(objective, n_trials=N // k)`` on the same RDB URL. Both meet at a
+barrier after importing and loading the study, so process start-up is not timed. Optuna's
 SQLite storage is ``RDBStorage("sqlite:///f.db")`` with default settings except a 60 s SQLite busy
 timeout (``engine_kwargs={"connect_args": {"timeout": 60}}``); storage errors such as "database is
 locked" are counted and reported, and the worker carries on with its remaining budget.
@@ -50,6 +55,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import logging
 import multiprocessing as mp
 import os
@@ -89,6 +95,8 @@ class Row:
     workers: int
     hs_trials: int  # at --trials-scale 1
     optuna_trials: int  # total across workers, at --trials-scale 1
+    separate: bool = False  # hypersearch as `workers` separate worker processes (run_worker)
+    sleep: float = 0.0  # seconds the objective sleeps
 
 
 ROWS = {
@@ -96,11 +104,22 @@ ROWS = {
     for row in (
         Row("memory", "in-memory, 1 process", "memory", 1, 20_000, 5_000),
         Row("sqlite1", "SQLite file, 1 process", "sqlite", 1, 2_000, 2_000),
-        Row("sqlite4", "SQLite file, 4 processes", "sqlite", 4, 2_000, 2_000),
+        Row("sqlite4", "SQLite file, n_jobs=4, one driver", "sqlite", 4, 2_000, 2_000),
         Row("pg1", "PostgreSQL, 1 process", "postgresql", 1, 2_000, 2_000),
-        Row("pg4", "PostgreSQL, 4 processes", "postgresql", 4, 2_000, 2_000),
+        Row("pg4", "PostgreSQL, n_jobs=4, one driver", "postgresql", 4, 2_000, 2_000),
+        *(Row(f"{key}-w{k}", f"{label}, {k} worker process{'es' if k > 1 else ''}", backend, k,
+              2_000, 2_000, separate=True)
+          for key, label, backend in (("sqlite", "SQLite file", "sqlite"),
+                                      ("pg", "PostgreSQL", "postgresql"))
+          for k in (1, 2, 4, 8, 16)),
+        *(Row(f"{key}-w{k}-10ms", f"{label}, {k} worker processes, 10 ms objective", backend,
+              k, 2_000, 2_000, separate=True, sleep=0.010)
+          for key, label, backend in (("sqlite", "SQLite file", "sqlite"),
+                                      ("pg", "PostgreSQL", "postgresql"))
+          for k in (4, 8)),
     )
 }
+DEFAULT_ROWS = ("memory", "sqlite1", "sqlite4", "pg1", "pg4")
 
 
 @dataclass
@@ -144,12 +163,14 @@ def hs_objective(params: dict[str, Any]) -> float:
     return 0.0
 
 
-def optuna_objective(trial: optuna.Trial) -> float:
+def optuna_objective(trial: optuna.Trial, sleep: float = 0.0) -> float:
     trial.suggest_float("x", -5.0, 5.0)
     trial.suggest_float("lr", 1e-5, 1e-1, log=True)
     trial.suggest_float("dropout", 0.0, 1.0)
     trial.suggest_int("units", 1, 100)
     trial.suggest_categorical("kind", CHOICES)
+    if sleep:
+        time.sleep(sleep)
     return 0.0
 
 
@@ -179,35 +200,10 @@ class _CountWarnings(logging.Handler):
         self.count += 1
 
 
-def run_hypersearch(row: Row, n: int, url: str | None, seed: int) -> Measurement:
-    import hypersearch as hs
-
-    if hs_objective.__module__ != "__main__":
-        # we run in a spawned process, where this script is `__mp_main__`: ship the objective by
-        # value, as cloudpickle does for a function defined in a script's `__main__`
-        import cloudpickle
-
-        cloudpickle.register_pickle_by_value(sys.modules[hs_objective.__module__])
-    counter = _CountWarnings()
-    logging.getLogger("hypersearch").addHandler(counter)
+def _hs_result(row: Row, n: int, trials: Sequence[Any], started: float) -> Measurement:
+    """The measurement and correctness checks of a finished hypersearch study."""
     result = Measurement("hypersearch", row.key, n)
-    started = time.perf_counter()
-    study = hs.minimize(
-        hs_objective,
-        hs_space(),
-        strategy="random",
-        max_trials=n,
-        n_jobs=row.workers,
-        storage=url,
-        name=STUDY_NAME,
-        seed=seed,
-        verbose=False,
-    )
     result.wall_s = time.perf_counter() - started
-    trials = study.trials
-    study.close()
-    study.storage.close()
-    result.warnings = counter.count
     result.n_trials = len(trials)
     result.states = dict(Counter(t.state.value for t in trials))
     complete = [t for t in trials if t.state.value == "COMPLETE"]
@@ -225,6 +221,85 @@ def run_hypersearch(row: Row, n: int, url: str | None, seed: int) -> Measurement
         result.problems.append(f"{len(numbers) - len(set(numbers))} duplicate trial numbers")
     elif sorted(numbers) != list(range(len(numbers))):
         result.problems.append("trial numbers are not 0..N-1")
+    return result
+
+
+def hs_worker(url: str, barrier: Any, conn: Connection) -> None:
+    """One `hypersearch worker` process: open the study, wait for the others, serve it."""
+    counter = _CountWarnings()
+    try:
+        import hypersearch as hs
+
+        logging.getLogger("hypersearch").addHandler(counter)
+        hs.load_study(STUDY_NAME, url).storage.close()  # import and open before the barrier
+        barrier.wait()
+        ran = hs.run_worker(url, STUDY_NAME, verbose=False)
+        conn.send({"ran": ran.get(STUDY_NAME, 0), "warnings": counter.count, "error": None})
+    except Exception:
+        conn.send({"ran": 0, "warnings": counter.count, "error": traceback.format_exc()})
+    conn.close()
+
+
+def run_hypersearch_workers(row: Row, n: int, url: str, seed: int) -> Measurement:
+    import hypersearch as hs
+
+    objective = "benchobjectives:sleep10ms" if row.sleep else "benchobjectives:noop"
+    hs.create_study(hs_space(), name=STUDY_NAME, storage=url, strategy="random", max_trials=n,
+                    seed=seed, objective=objective).storage.close()
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(row.workers + 1)
+    workers = []
+    for _ in range(row.workers):
+        receive, send = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=hs_worker, args=(url, barrier, send), daemon=True)
+        process.start()
+        send.close()
+        workers.append((process, receive))
+    barrier.wait(timeout=300)
+    started = time.perf_counter()
+    reports = [receive.recv() for _, receive in workers]
+    for process, _ in workers:
+        process.join()
+    study = hs.load_study(STUDY_NAME, url)  # a fresh storage object: everything read back
+    result = _hs_result(row, n, study.trials, started)
+    study.storage.close()
+    result.warnings = sum(r["warnings"] for r in reports)
+    errors = [r["error"] for r in reports if r["error"]]
+    if errors:
+        result.problems.append("a worker failed: " + errors[0].strip().splitlines()[-1])
+    if sum(r["ran"] for r in reports) != n:
+        result.problems.append(f"the workers report {sum(r['ran'] for r in reports)} trials")
+    return result
+
+
+def run_hypersearch(row: Row, n: int, url: str | None, seed: int) -> Measurement:
+    import hypersearch as hs
+
+    if hs_objective.__module__ != "__main__":
+        # we run in a spawned process, where this script is `__mp_main__`: ship the objective by
+        # value, as cloudpickle does for a function defined in a script's `__main__`
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[hs_objective.__module__])
+    counter = _CountWarnings()
+    logging.getLogger("hypersearch").addHandler(counter)
+    started = time.perf_counter()
+    study = hs.minimize(
+        hs_objective,
+        hs_space(),
+        strategy="random",
+        max_trials=n,
+        n_jobs=row.workers,
+        storage=url,
+        name=STUDY_NAME,
+        seed=seed,
+        verbose=False,
+    )
+    trials = study.trials
+    study.close()
+    study.storage.close()
+    result = _hs_result(row, n, trials, started)
+    result.warnings = counter.count
     return result
 
 
@@ -279,7 +354,9 @@ def run_optuna_memory(row: Row, n: int, seed: int) -> Measurement:
     return result
 
 
-def optuna_worker(url: str, n: int, seed: int, barrier: Any, conn: Connection) -> None:
+def optuna_worker(
+    url: str, n: int, seed: int, barrier: Any, conn: Connection, sleep: float = 0.0
+) -> None:
     """One Optuna process: load the study, wait for the others, run its n trials."""
     errors: list[str] = []
     done = 0
@@ -300,7 +377,8 @@ def optuna_worker(url: str, n: int, seed: int, barrier: Any, conn: Connection) -
         barrier.wait()
         while done < n and len(errors) < MAX_WORKER_ERRORS:
             try:
-                study.optimize(optuna_objective, n_trials=n - done, callbacks=[count])
+                study.optimize(functools.partial(optuna_objective, sleep=sleep),
+                               n_trials=n - done, callbacks=[count])
             except Exception as error:  # "database is locked" and the like: count, go on
                 errors.append(f"{type(error).__name__}: {str(error).strip().splitlines()[0]}")
     except Exception:
@@ -326,7 +404,7 @@ def run_optuna_rdb(row: Row, n: int, url: str, seed: int) -> Measurement:
         receive, send = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=optuna_worker,
-            args=(url, per_worker, seed + 1 + index, barrier, send),
+            args=(url, per_worker, seed + 1 + index, barrier, send, row.sleep),
             daemon=True,
         )
         process.start()
@@ -401,7 +479,8 @@ def measure(
     try:
         with fresh_database(row, library, pg_url, tmpdir) as url:
             if library == "hypersearch":
-                return isolated(run_hypersearch, (row, n, url, seed), library, row, n, timeout)
+                run = run_hypersearch_workers if row.separate else run_hypersearch
+                return isolated(run, (row, n, url, seed), library, row, n, timeout)
             if url is None:
                 return isolated(run_optuna_memory, (row, n, seed), library, row, n, timeout)
             return isolated(run_optuna_rdb, (row, n, url, seed), library, row, n, timeout)
@@ -425,7 +504,20 @@ def bar_for(row: Row, hs_rates: dict[str, float]) -> tuple[str, float]:
         return "no collapse: >= 250 (half the 1-process bar)", 250.0
     if row.key == "pg1":
         return ">= 200", 200.0
-    return ">= 400", 400.0
+    if not row.separate:
+        return ">= 400", 400.0
+    if row.sleep:  # the objective bounds it: K / sleep at most
+        ideal = row.workers / row.sleep
+        return f">= 80% of {ideal:,.0f} (K / 10 ms)", 0.8 * ideal
+    family, k = row.key.split("-w")[0], row.workers
+    if k == 4:  # issue 11, acceptance 3
+        return (">= 1,000", 1000.0) if family == "pg" else (">= 1,500", 1500.0)
+    fewer = hs_rates.get(f"{family}-w{k // 2}")
+    if k > 1 and fewer is not None and fewer == fewer:
+        if k == 16:  # more processes than cores: no collapse
+            return f"no collapse: >= 50% of {k // 2} ({0.5 * fewer:,.0f})", 0.5 * fewer
+        return f"rising: >= {k // 2} processes ({fewer:,.0f})", fewer
+    return (">= 200", 200.0) if family == "pg" else (">= 500", 500.0)
 
 
 def median(values: Sequence[float]) -> float:
@@ -486,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials-scale", type=float, default=1.0, help="multiply every N")
     parser.add_argument(
-        "--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}"
+        "--rows", default=",".join(DEFAULT_ROWS),
+        help=f"comma-separated subset of {','.join(ROWS)} (default {','.join(DEFAULT_ROWS)})"
     )
     parser.add_argument("--repeat", type=int, default=1, help="median of R runs")
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")

@@ -54,6 +54,7 @@ _EXPORTS = {
     "hypersearch.study": ["Study", "create_study", "load_study", "maximize", "minimize"],
     "hypersearch.trial": ["Decision", "FailureReason", "FrozenTrial", "Trial", "TrialState"],
     "hypersearch.study.definition": ["StudyDefinition"],
+    "hypersearch.study.worker": ["run_worker"],
     "hypersearch.execution.protocol": ["Executor"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -98,6 +99,7 @@ __all__ = [
     "qnormal",
     "quniform",
     "report",
+    "run_worker",
     "uniform",
 ]
 

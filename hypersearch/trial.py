@@ -64,6 +64,7 @@ class FrozenTrial:
     finished_at: float | None = None
     host: str | None = None
     worker: str | None = None
+    gpus: str | None = None  # the GPUs it ran on ("0,1"), where the executor shares them out
     owner: str | None = None
     lease_epoch: int = 0
     id: int | None = None

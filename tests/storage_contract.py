@@ -930,6 +930,59 @@ class StorageContract:
             assert [t.number for t in page] == [t.number for t in expected]
         assert total == expected_total == 11
 
+    @pytest.mark.parametrize("descending", [False, True])
+    def test_query_trials_sorts_params_of_every_kind_as_the_reference(
+        self, storage: Storage, descending: bool
+    ) -> None:
+        """Bools, None, NaN, case and non-ASCII text, a quoted key, enqueued trials and
+        parameters first known at finish (define-by-run) sort and filter as the reference;
+        so do final metrics with NaN and infinite values."""
+        from hypersearch.storage.queries import TrialQuery, select_trials
+
+        study = new_study(storage)
+        key = 'we"ird\\key'
+        kinds: list[Any] = [3, True, None, math.nan, "b", "B", "é", -1.5, False, "a", 2, "10"]
+        for i, v in sorted(enumerate(kinds), key=lambda pair: pair[0] % 3 == 0):
+            params = {"v": v, key: i % 4}
+            if i % 3 == 0:  # last: a claim would take a waiting trial
+                storage.enqueue(study.id, params)
+            elif i % 3 == 1:
+                claimed(storage, study, propose=lambda h, n, p=params: p)
+            else:  # define-by-run: nothing known at claim, everything at finish
+                trial = claimed(storage, study, propose=lambda h, n: {})
+                assert trial.id is not None
+                metric = [math.nan, math.inf, -math.inf, 0.5][i % 4]
+                assert storage.finish(trial.id, OWNER, trial.lease_epoch,
+                                      Outcome(TrialState.COMPLETE, float(i), {"m": metric}),
+                                      flat_params=params)
+        for claimed_trial in storage.get_trials(study.id, [TrialState.RUNNING]):
+            assert claimed_trial.id is not None
+            assert storage.finish(claimed_trial.id, OWNER, claimed_trial.lease_epoch,
+                                  Outcome(TrialState.PRUNED, 1.0, {"m": claimed_trial.number}))
+        trials = storage.get_trials(study.id)
+        for sort in ("params.v", f"params.{key}", "metrics.m"):
+            query = TrialQuery(sort=sort, descending=descending)
+            page, total = storage.query_trials(study.id, query)
+            expected, _ = select_trials(trials, query)
+            assert [t.number for t in page] == [t.number for t in expected], sort
+            assert total == len(kinds)
+            for limit in (1, 3):  # every window, across numbers, text and missing values
+                for offset in range(len(kinds) + 1):
+                    window = TrialQuery(sort=sort, descending=descending, limit=limit,
+                                        offset=offset, states=(TrialState.COMPLETE,
+                                                               TrialState.PRUNED))
+                    page, total = storage.query_trials(study.id, window)
+                    expected, expected_total = select_trials(trials, window)
+                    assert [t.number for t in page] == [t.number for t in expected], window
+                    assert total == expected_total
+        for ranges in (((f"params.{key}", 1.0, 2.0), ("params.v", -2.0, 2.5)),
+                       (("metrics.m", -math.inf, 4.0),), (("metrics.m", 1.0, None),)):
+            query = TrialQuery(ranges=ranges, sort="params.v", descending=descending)
+            page, total = storage.query_trials(study.id, query)
+            expected, expected_total = select_trials(trials, query)
+            assert [t.number for t in page] == [t.number for t in expected], ranges
+            assert total == expected_total > 0, ranges
+
     def test_query_trials_filters_states_ranges_numbers(self, storage: Storage) -> None:
         from hypersearch.storage.queries import TrialQuery
 

@@ -1,4 +1,5 @@
-"""Studies written by hypersearch 0.1 are brought forward by migration 0002 and run as stored."""
+"""Studies written by hypersearch 0.1 are brought forward by migration 0002 and run as stored;
+migration 0005 indexes the parameters of trials stored before it."""
 
 from __future__ import annotations
 
@@ -91,3 +92,51 @@ def test_v01_python_study_says_its_objective_was_not_recorded(tmp_path: Any) -> 
         study.optimize(verbose=False)
     study.optimize(lambda p: p["lr"], max_trials=2, verbose=False)  # a function runs it
     assert len(study.trials) == 2
+
+
+def test_0005_indexes_the_fields_of_trials_stored_before_it(sql_storage_handle: Any) -> None:
+    """Trials written before trial_fields existed are backfilled on opening and sort by a
+    parameter or a final metric in SQL exactly as the reference does."""
+    from hypersearch.storage.queries import TrialQuery, select_trials
+    from hypersearch.storage.sql import SQLStorage
+    from hypersearch.trial import Outcome, TrialState
+
+    url = sql_storage_handle.url
+    storage = sql_storage_handle.storage
+    record, _ = storage.create_study("old", "minimize", "loss", None, {})
+    for i, value in enumerate([0.5, "adam", None, True, -2, "Sgd", 7.25]):
+        storage.enqueue(record.id, {"opt": value, "i": i})
+    for metric in (float("nan"), 0.25, float("inf")):
+        trial = storage.claim(record.id, "o", propose=lambda h, n: {}, uses_history=False,
+                              max_trials=None, lease_seconds=60)
+        assert trial is not None and trial.id is not None
+        storage.finish(trial.id, "o", trial.lease_epoch,
+                       Outcome(TrialState.COMPLETE, 1.0, {"acc": metric}))
+    storage.close()
+    engine = sa.create_engine(url)
+    config = Config()
+    config.set_main_option(
+        "script_location", os.path.join(os.path.dirname(sql_storage.__file__), "migrations")
+    )
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+        assert "trial_fields" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
+
+    reopened = SQLStorage(url)  # opening migrates to head, filling trial_params
+    try:
+        trials = reopened.get_trials(record.id)
+        for sort in ("params.opt", "metrics.acc"):
+            for descending in (False, True):
+                query = TrialQuery(sort=sort, descending=descending)
+                page, total = reopened.query_trials(record.id, query)
+                assert [t.number for t in page] == [
+                    t.number for t in select_trials(trials, query)[0]
+                ]
+                assert total == 7
+        page, total = reopened.query_trials(
+            record.id, TrialQuery(ranges=(("params.opt", -5.0, 1.0),)))
+        assert ([t.number for t in page], total) == ([0, 4], 2), "a bool is not a number"
+    finally:
+        reopened.close()

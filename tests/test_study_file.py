@@ -385,6 +385,11 @@ def test_wrong_type_three_levels_deep() -> None:
         ("command: [x]\nshell: true\n", "shell: true needs the command as one string"),
         ("command: x\nstrategy: grid\nspace: {a: {uniform: [0, 1]}}\n", "study.yaml: space: "),
         (
+            "command: x\nspace: {lr: 'loguniform(1e-4, 0.1)'}\n",
+            "space.lr: 'loguniform(1e-4, 0.1)' is a string constant here; a distribution is a "
+            "mapping: {loguniform: [1e-4, 0.1]}",
+        ),
+        (
             "max_trials: 3\n",
             "give 'command' (a command line with :name: placeholders) or 'objective'",
         ),

@@ -28,11 +28,12 @@ from hypersearch.cli.options import (
     ALL_SETTINGS,
     MUTABLE_SETTINGS,
     SEARCH_SETTINGS,
+    SettingType,
     given,
     setting_options,
 )
 from hypersearch.samplers import ALIASES, STRATEGIES
-from hypersearch.study.schema import DEFAULT_COMMAND_METRIC
+from hypersearch.study.schema import BY_NAME, DEFAULT_COMMAND_METRIC
 
 DEFAULT_STORAGE = "sqlite:///hypersearch.db"
 SEARCH_STRATEGIES = tuple(STRATEGIES)  # grid, random, sobol, and the model-based ones
@@ -274,8 +275,10 @@ def _optimize(study: Any, objective: Any = None, dashboard: bool = False) -> Non
 @click.argument("study_file", type=click.Path(dir_okay=False, allow_dash=True))
 @_direction_options
 @_dashboard_option
+@click.option("--create-only", is_flag=True,
+              help="store the study without running a trial (hypersearch worker runs it)")
 @setting_options(ALL_SETTINGS)
-def run_file(study_file: str, dashboard: bool, **options: Any) -> None:
+def run_file(study_file: str, dashboard: bool, create_only: bool, **options: Any) -> None:
     """Run a study described in a YAML file (space, strategy, budget, command or objective).
 
     STUDY_FILE may be - for standard input (e.g. hypersearch show NAME --yaml | hypersearch
@@ -294,6 +297,10 @@ def run_file(study_file: str, dashboard: bool, **options: Any) -> None:
     if settings.get("objective"):
         _check_importable(study)
     _warn_unused_params(study)
+    if create_only:
+        click.echo(f"study '{study.name}' stored in {study.storage.url}; run it with: "
+                   f"hypersearch worker --study {shlex.quote(study.name)}{_storage_flag(study)}")
+        return
     _optimize(study, dashboard=dashboard)
 
 
@@ -601,6 +608,138 @@ def resume(study: str, storage: str | None, dashboard: bool, **options: Any) -> 
 def _revise(study: Any, changes: dict[str, Any]) -> None:
     for name, (old, new) in study.revise(**changes).items():
         click.echo(f"{name}: {old!r} -> {new!r}", err=True)
+
+
+@cli.command("worker")
+@_storage_option
+@click.option("--study", "study_name", default=None, metavar="NAME",
+              help="serve this study (default with --all: every study with work left)")
+@click.option("--all", "all_studies", is_flag=True,
+              help="serve every study that has budget left, in turn")
+@click.option("--slots", type=SettingType(BY_NAME["n_jobs"]), default=None,
+              help="trials at once on this machine (default: the study's n_jobs)")
+@click.option("--gpus", type=SettingType(BY_NAME["gpus"]), default=None, metavar="0,1",
+              help="this machine's GPUs to share out among trials (CUDA_VISIBLE_DEVICES)")
+@click.option("--gpus-per-trial", type=SettingType(BY_NAME["gpus_per_trial"]), default=None)
+@click.option("--max-trials-here", type=click.IntRange(min=1), default=None,
+              help="leave after running this many trials")
+@click.option("--idle-exit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="wait this long for new work (a raised budget, queued trials) before "
+                   "leaving; default: leave when there is none")
+def worker(
+    storage: str | None, study_name: str | None, all_studies: bool, slots: int | None,
+    gpus: list[int] | None, gpus_per_trial: int | None, max_trials_here: int | None,
+    idle_exit: float | None,
+) -> None:
+    """Run trials of stored studies on this machine, beside any other workers.
+
+    Needs only the storage (a PostgreSQL URL for many machines, or an SQLite file for several
+    processes on one) and a study: the objective, the strategy and the budget are the stored
+    definition. Ctrl-C ends this worker's running trials, which are re-queued as the
+    study's retry policy says."""
+    import hypersearch as hs
+
+    if (study_name is None) == (not all_studies):
+        _fail_usage("name a study with --study NAME, or serve every study with --all")
+    url = _storage_url(storage)
+    try:
+        ran = hs.run_worker(url, study_name, slots=slots, gpus=gpus,
+                            gpus_per_trial=gpus_per_trial, max_trials_here=max_trials_here,
+                            idle_exit=idle_exit)
+    except KeyboardInterrupt:
+        click.echo("\nworker interrupted", err=True)
+        sys.exit(130)
+    except hs.HypersearchError as error:
+        raise UsageError(str(error)) from None
+    if not ran:
+        click.echo(f"no study in {url} has work left" if study_name is None
+                   else f"study '{study_name}' has no work left", err=True)
+        return
+    click.echo("worker done: " + ", ".join(f"{n} trial(s) of '{s}'" for s, n in ran.items()))
+
+
+@cli.command("set")
+@click.argument("study")
+@setting_options(("storage", *MUTABLE_SETTINGS), defaults=False)
+def set_settings(study: str, storage: str | None, **options: Any) -> None:
+    """Change a study's settings while it runs (e.g. --max-trials 200 --parallel 4): stored as
+    a revision; every driver and worker serving it reads the change within seconds."""
+    loaded = _load(study, storage)
+    changes = given(options, MUTABLE_SETTINGS)
+    if not changes:
+        _fail_usage("nothing to change: give a setting, e.g. --max-trials 200 or --parallel 4")
+    _revise(loaded, changes)
+
+
+@cli.command("enqueue")
+@click.argument("study")
+@click.option("--params", "params_json", required=True, metavar="JSON",
+              help='the configuration, e.g. \'{"lr": 0.01, "layers": 3}\'')
+@_storage_option
+def enqueue(study: str, params_json: str, storage: str | None) -> None:
+    """Queue a configuration to run before any new suggestion (checked against the space)."""
+    import hypersearch as hs
+
+    try:
+        params = json.loads(params_json)
+    except json.JSONDecodeError as error:
+        _fail_usage(f"--params is not JSON: {error.msg} at character {error.pos}")
+    if not isinstance(params, dict):
+        _fail_usage(f"--params must be a JSON object {{name: value}}, got {params_json!r}")
+    loaded = _load(study, storage)
+    try:
+        number = loaded.enqueue(params)
+    except (hs.HypersearchError, ValueError) as error:
+        _fail_usage(f"--params: {error}")
+    click.echo(f"queued as trial {number} of '{loaded.name}'")
+
+
+@cli.command("workers")
+@click.argument("study")
+@_storage_option
+def workers(study: str, storage: str | None) -> None:
+    """List the processes (drivers and workers) that ran trials of a study."""
+    from hypersearch.study.read import workers as read_workers
+
+    loaded = _load(study, storage)
+    rows = read_workers(loaded.storage, loaded.name)
+    if not rows:
+        click.echo(f"no trial of '{loaded.name}' has run yet")
+        return
+    now = time.time()
+    _table(
+        ["process", "trials", "running", "complete", "pruned", "failed", "last active"],
+        [[r.process, r.trials, r.running, r.complete, r.pruned, r.failed,
+          _ago(now - r.last_active) if r.last_active is not None else "-"] for r in rows],
+    )
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 0):.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+@cli.command("doctor")
+@click.argument("study")
+@_storage_option
+def doctor(study: str, storage: str | None) -> None:
+    """Check a study's invariants (dense trial numbers, no trial running without a live lease,
+    COMPLETE exactly with a value, the budget charged exactly, the database sound) after
+    sweeping the leases of dead workers. Exit status 1 when an invariant is broken."""
+    from hypersearch.study.doctor import check
+
+    loaded = _load(study, storage)
+    found = check(loaded)
+    for note in found.notes:
+        click.echo(f"note: {note}")
+    for problem in found.problems:
+        click.echo(f"problem: {problem}", err=True)
+    if not found.healthy:
+        sys.exit(1)
+    click.echo(f"study '{loaded.name}': every invariant holds")
 
 
 @cli.command("show")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,6 +65,7 @@ _DISTRIBUTIONS: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
     "integer": (integer, ("low", "high"), ("step", "log")),
 }
 _DIST_KEYS = (*_DISTRIBUTIONS, "choice")
+_CALL = re.compile(r"^\s*([a-z]+)\s*\((.*)\)\s*$", re.DOTALL)  # uniform(0, 1)
 
 
 def _show(value: Any) -> str:
@@ -141,6 +143,15 @@ class SpaceParser:
             return value
         if isinstance(value, float) and not math.isfinite(value):
             raise self.error(path, f"constant {value} is not finite")
+        if isinstance(value, str):
+            call = _CALL.match(value)
+            if call and call.group(1) in _DIST_KEYS:  # hyperopt's and Python's habit
+                kind, arguments = call.group(1), call.group(2).strip()
+                raise self.error(
+                    path,
+                    f"{value!r} is a string constant here; a distribution is a mapping: "
+                    f"{{{kind}: [{arguments}]}} (or {{{CONSTANT_KEY}: {value!r}}} for the string)",
+                )
         if value is None or isinstance(value, (str, bool, int, float)):
             return value
         raise self.error(path, f"unsupported value {_show(value)} of type {type(value).__name__}")

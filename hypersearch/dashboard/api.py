@@ -62,6 +62,7 @@ def trial_json(trial: FrozenTrial, *, detail: bool = False) -> dict[str, Any]:
         "duration": trial.duration,
         "host": trial.host,
         "worker": trial.worker,
+        "gpus": trial.gpus,
         "parent_number": trial.parent_number,
         "lineage": trial.lineage,
     }

@@ -73,7 +73,7 @@ SCHEMAS: dict[str, Any] = {
         "number": _INT, "state": _STATE, "value": _NUM,
         "params": _ANY_OBJECT, "metrics": _ANY_OBJECT,
         "failure_reason": _TEXT, "started_at": _TIME, "finished_at": _TIME,
-        "duration": {"type": ["number", "null"]}, "host": _TEXT, "worker": _TEXT,
+        "duration": {"type": ["number", "null"]}, "host": _TEXT, "worker": _TEXT, "gpus": _TEXT,
         "parent_number": _INT_OR_NULL,
         "lineage": {"type": ["object", "null"]},
     }),

@@ -212,7 +212,7 @@ def study(request: Request) -> HTMLResponse:
         metric_columns=list(dict.fromkeys(
             k for t in page.trials for k in t.metrics if k != (row.metric or "value"))),
         notes=page.notes,
-        gpus={t.number: t.user_attrs["gpus"] for t in page.trials if t.user_attrs.get("gpus")},
+        gpus={t.number: t.gpus for t in page.trials if t.gpus},
     )
     if target == "trials-table":
         return _render(request, "study.html", **context)

@@ -18,7 +18,8 @@ Rules every executor keeps (tests/test_executor_contract.py checks them on each 
 - A trial running past `setup.trial_timeout` is ended the same way and comes back FAILED
   ``timeout`` (in-process executors cannot stop a running call: they warn instead).
 - Reports and logs of a running trial go to `setup.sink` (`report_metrics`, `append_logs`).
-- `next_worker()` names where the next submitted trial will run ("host:pid"), stored with it.
+- `next_worker()` names where the next submitted trial will run ("host:pid"), stored with it;
+  an executor that shares out GPUs also has `next_gpus()`, the GPU indices it will get.
 """
 
 from __future__ import annotations

@@ -322,19 +322,23 @@ class Space:
         """The flat assignment for concrete nested values (inverse of `unflatten`); a choice's
         option is found by matching the values against each option in turn."""
         out: dict[str, Any] = {}
-        if not self._match(self.root, values, out):
-            raise SpaceError(f"{values!r} does not fit the space {self!r}")
+        why: list[str] = []
+        if not self._match(self.root, values, out, why):
+            raise SpaceError(f"{values!r} does not fit the space: {why[0] if why else repr(self)}")
         return out
 
-    def _match(self, node: Any, values: Any, out: dict[str, Any]) -> bool:
+    def _match(self, node: Any, values: Any, out: dict[str, Any], why: list[str]) -> bool:
+        """Whether `values` fit `node` (their flat assignment into `out`); the first reason
+        they do not goes to `why`."""
         if isinstance(node, Param):
             if node.options:
                 for index, option in enumerate(node.options):
                     trial_out: dict[str, Any] = {}
-                    if self._match(option, values, trial_out):
+                    if self._match(option, values, trial_out, []):
                         out[node.path] = index
                         out.update(trial_out)
                         return True
+                why.append(f"'{node.path}' = {values!r} is none of its options")
                 return False
             value = _plain(values)
             if node.dist.contains(value):
@@ -343,15 +347,26 @@ class Space:
             if isinstance(value, float) and value.is_integer() and node.dist.contains(int(value)):
                 out[node.path] = int(value)
                 return True
+            why.append(f"'{node.path}' = {value!r} is outside {self.describe()[node.path]}")
             return False
         if isinstance(node, Mapping_):
-            if not isinstance(values, Mapping) or set(values) != {k for k, _ in node.items}:
+            keys = {k for k, _ in node.items}
+            if not isinstance(values, Mapping) or set(values) != keys:
+                given = set(values) if isinstance(values, Mapping) else set()
+                missing, extra = sorted(keys - given), sorted(given - keys, key=str)
+                why.append(("missing " + ", ".join(map(repr, missing)) if missing else "")
+                           + ("; " if missing and extra else "")
+                           + ("not in the space: " + ", ".join(map(repr, extra)) if extra
+                              else "")
+                           if isinstance(values, Mapping) else f"{values!r} is not a mapping")
                 return False
-            return all(self._match(child, values[key], out) for key, child in node.items)
+            return all(self._match(child, values[key], out, why) for key, child in node.items)
         if isinstance(node, Seq):
             if not isinstance(values, (list, tuple)) or len(values) != len(node.items):
+                why.append(f"{values!r} is not a sequence of {len(node.items)}")
                 return False
-            return all(self._match(c, v, out) for c, v in zip(node.items, values, strict=True))
+            return all(self._match(c, v, out, why)
+                       for c, v in zip(node.items, values, strict=True))
         # the type too: True == 1 and 1.0 == 1, but they are different options
         same = type(values) is type(node.value) and bool(values == node.value)
         return same or repr(values) == repr(node.value)

@@ -156,8 +156,10 @@ class Storage(ABC):
         max_trials: int | None,
         lease_seconds: float,
         worker: str | None = None,
+        gpus: str | None = None,
     ) -> FrozenTrial | None:
-        """Start the next trial as RUNNING under a lease held by `owner`.
+        """Start the next trial as RUNNING under a lease held by `owner`, recording where it
+        runs (`worker`, `gpus`: "0,1").
 
         Takes the oldest WAITING trial first; otherwise, if fewer than `max_trials` trials are
         charged, calls `propose(history, number)` under the study lock (history holds every
@@ -352,6 +354,10 @@ class Storage(ABC):
         starts = [t.started_at for t in trials if t.started_at is not None]
         ends = [t.finished_at for t in trials if t.finished_at is not None]
         return (min(starts, default=None), max(ends, default=None))
+
+    def integrity_problems(self) -> list[str]:
+        """What the database itself finds damaged (SQLite's quick_check); [] when sound."""
+        return []
 
     @abstractmethod
     def add_note(self, study_id: int, trial_number: int | None, text: str) -> None:

@@ -127,6 +127,7 @@ class MemoryStorage(Storage):
         max_trials: int | None,
         lease_seconds: float,
         worker: str | None = None,
+        gpus: str | None = None,
     ) -> FrozenTrial | None:
         with self._lock:
             trials = self._trials[study_id]
@@ -137,6 +138,7 @@ class MemoryStorage(Storage):
                 "started_at": now,
                 "host": host_id(),
                 "worker": worker,
+                "gpus": gpus,
             }
             if self._waiting[study_id]:
                 queue = self._waiting[study_id]

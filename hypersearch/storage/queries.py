@@ -4,8 +4,9 @@ backend gives the same answers with ORDER BY / LIMIT in the database.
 
 Sort and filter fields: ``number``, ``value``, ``duration``, ``state``, ``params.NAME`` (the
 stored value: a choice sorts in the order of its options) and, for filters, ``metrics.NAME``
-(the trial's final metric). A trial without the field (NaN included) comes last in either
-order; ties go in number order.
+(the trial's final metric). Ascending: numbers, then text; ties in number order. Descending
+is the exact reverse (ties too, so the newest first), except that trials without the field
+(NaN included) come last in either order.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class TrialOutline:
     finished_at: float | None
     host: str | None
     worker: str | None
+    owner: str | None = None  # the lease owner: the driver or worker process that ran it
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,14 @@ def select_trials(
     matched.sort(key=lambda t: t.number)
     keyed = [(field_value(t, query.sort), t) for t in matched]
     present = [(k, t) for k, t in keyed if k is not None]
-    # stable even with reverse=True: ties stay in number order
-    present.sort(key=lambda pair: _order_key(pair[0]), reverse=query.descending)
-    ordered = [t for _, t in present] + [t for k, t in keyed if k is None]
+    present.sort(key=lambda pair: (_order_key(pair[0]), pair[1].number),
+                 reverse=query.descending)
+    missing = [t for k, t in keyed if k is None]
+    ordered = [t for _, t in present] + (missing[::-1] if query.descending else missing)
     end = None if query.limit is None else query.offset + query.limit
     return ordered[query.offset:end], len(ordered)
 
 
 def outline(trial: FrozenTrial) -> TrialOutline:
     return TrialOutline(trial.number, trial.state, trial.value, trial.started_at,
-                        trial.finished_at, trial.host, trial.worker)
+                        trial.finished_at, trial.host, trial.worker, trial.owner)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hypersearch")
 SUMMARY_EVERY = 0.5  # seconds between storage summaries for target/patience/progress
+REFRESH_EVERY = 2.0  # seconds between reads of the stored definition (revised elsewhere)
 _owner_lock = threading.Lock()
 _owner: tuple[int, str] | None = None
 # Endings that were not the configuration's fault, by the retry_on word that re-runs them.
@@ -106,6 +107,7 @@ class Leases:
         uses_history: bool,
         worker: str | None,
         on_claimed: Callable[[FrozenTrial], None] | None = None,
+        gpus: tuple[int, ...] | None = None,
     ) -> FrozenTrial | None:
         """Start the next trial under this process's lease. With `on_claimed`, a Ctrl-C during
         the claim is held until `on_claimed` has the claimed trial: one arriving after the
@@ -120,6 +122,7 @@ class Leases:
                 max_trials=self.definition.max_trials,
                 lease_seconds=self.definition.lease_seconds,
                 worker=worker,
+                gpus=None if gpus is None else ",".join(map(str, gpus)),
             )
             if claimed is not None and on_claimed is not None:
                 on_claimed(claimed)
@@ -254,6 +257,27 @@ class _InterruptGate:
                 self._deliver(frame)
 
 
+@dataclasses.dataclass(frozen=True)
+class Here:
+    """What one worker sets for its own machine; never stored with the study."""
+
+    slots: int | None = None  # trials at once here (default: the study's n_jobs)
+    gpus: tuple[int, ...] | None = None  # this machine's GPUs (default: the study's)
+    gpus_per_trial: int | None = None
+    max_trials: int | None = None  # trials this worker runs before it leaves
+
+    def apply(self, definition: StudyDefinition) -> StudyDefinition:
+        """`definition` as this machine runs it (checked: gpus_per_trial <= len(gpus))."""
+        local = {name: value for name, value in (("n_jobs", self.slots), ("gpus", self.gpus),
+                                                 ("gpus_per_trial", self.gpus_per_trial))
+                 if value is not None}
+        if not local:
+            return definition
+        here = dataclasses.replace(definition, settings={**definition.settings, **local})
+        here.check()
+        return here
+
+
 class _Stop:
     def __init__(self) -> None:
         self.reason: str | None = None
@@ -268,9 +292,12 @@ def run(
     objective: Any,
     executor: str | Executor | None,
     verbose: bool,
-) -> str | None:
-    """Run trials of `study` until a limit of its definition holds; the reason it stopped."""
-    definition = study.definition
+    here: Here | None = None,
+) -> tuple[str | None, int]:
+    """Run trials of `study` until a limit of its definition holds (or `here.max_trials`
+    trials ran); the reason it stopped and how many trials this run started."""
+    here = here or Here()
+    definition = here.apply(study.definition)
     deadline = None if definition.max_time is None else time.monotonic() + definition.max_time
     leases = study._leases
     reports = study._report_buffer()
@@ -296,7 +323,8 @@ def run(
     stop = _Stop()
     failures = 0
     goals = _Goals(study, definition, stop)
-    last_summary = time.monotonic()
+    last_summary = last_refresh = time.monotonic()
+    claimed_here = 0
     unwritten: list[Finished] = []  # results handed back by the executor, not yet recorded
     unsubmitted: list[FrozenTrial] = []  # claimed, not yet handed to the executor
     gate = _InterruptGate()
@@ -312,15 +340,23 @@ def run(
     )
     try:
         while True:
-            while stop.reason is None and running_executor.idle:
+            # `hypersearch set --parallel N` lowers a running driver's trials at once (up to
+            # the executor's slots); a worker's own --slots stays as it was started
+            allowed = here.slots or jobs_here(study.definition.n_jobs)
+            while (stop.reason is None and running_executor.idle
+                   and running_executor.busy < allowed):
                 if deadline is not None and time.monotonic() >= deadline:
                     stop.set("max_time reached")
+                    break
+                if here.max_trials is not None and claimed_here >= here.max_trials:
+                    stop.set(f"this worker ran its {here.max_trials} trial(s) (max_trials_here)")
                     break
                 claimed = leases.claim(
                     study._propose,
                     study._claims_history,
                     running_executor.next_worker(),
                     unsubmitted.append,
+                    getattr(running_executor, "next_gpus", lambda: None)(),
                 )
                 if claimed is None and running_executor.busy and queues_successors:
                     break  # a running trial may yet queue one in its place (pbt): ask again
@@ -335,6 +371,7 @@ def run(
                     break
                 running_executor.submit(claimed)
                 unsubmitted.clear()
+                claimed_here += 1
             if not running_executor.busy:
                 break
             unwritten = list(running_executor.wait(timeout=0.2))
@@ -358,6 +395,9 @@ def run(
             if definition.max_failures is not None and failures >= definition.max_failures:
                 stop.set(f"{failures} failed trials (max_failures={definition.max_failures})")
             now = time.monotonic()
+            if now - last_refresh >= REFRESH_EVERY:  # a budget set elsewhere holds at once
+                last_refresh = now
+                study.refresh()
             if now - last_summary >= SUMMARY_EVERY:  # other workers' progress, for all to see
                 last_summary = now
                 summary = study.summary()
@@ -385,7 +425,7 @@ def run(
         leases.close()  # stop renewing leases: nothing of ours runs any more
         progress.close(stop.reason)
     log.info("study %r stopped: %s", study.name, stop.reason)
-    return stop.reason
+    return stop.reason, claimed_here
 
 
 class _Goals:

@@ -16,6 +16,7 @@ from hypersearch.errors import HypersearchError
 from hypersearch.study.schema import DEFAULT_COMMAND_METRIC
 
 if TYPE_CHECKING:
+    from hypersearch.study.definition import StudyDefinition
     from hypersearch.study.study import Study
 
 _COMMAND_DEFAULTS = {"metric": DEFAULT_COMMAND_METRIC, "metric_agg": "last"}
@@ -78,9 +79,12 @@ def _command_settings(command: Any, study: Study) -> dict[str, Any]:
     return settings
 
 
-def resolve_objective(objective: Any, study: Study) -> tuple[Any, dict[str, Any], str | None]:
-    """(what to run, the settings recording it, the in-process name or None)."""
-    definition = study.definition
+def resolve_objective(
+    objective: Any, study: Study, definition: StudyDefinition | None = None
+) -> tuple[Any, dict[str, Any], str | None]:
+    """(what to run, the settings recording it, the in-process name or None); given no
+    objective, the one `definition` (default: the study's) stores."""
+    definition = definition or study.definition
     if objective is None:
         kind = definition.objective_kind
         if kind == "command":

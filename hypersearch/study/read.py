@@ -293,8 +293,9 @@ def trial_page(
     """Trials of study `name` in `states` (all when empty) and inside `ranges` ({field: (low,
     high)}), sorted by `sort` (number, value, duration, state or a parameter name, also written
     ``params.NAME``; a choice sorts in the order of its options) in `order` (asc or desc;
-    trials without that value come last either way, ties in number order), the `limit` (1 to
-    MAX_PAGE) starting at `offset`. Sorting and paging happen in the database."""
+    trials without that value come last either way; ties in number order, reversed by desc),
+    the `limit` (1 to MAX_PAGE) starting at `offset`. Sorting and paging happen in the
+    database."""
     opened = _open(storage, name)
     store, study, record = opened.store, opened.study, opened.record
     limit = _int_in("limit", limit, 1, MAX_PAGE)
@@ -490,6 +491,38 @@ def timeline(storage: Storage | str, name: str, *, limit: int = MAX_TIMELINE) ->
     store = _storage(storage)
     record = _record(store, name)
     return store.trial_outlines(record.id, latest=_int_in("limit", limit, 1, MAX_TIMELINE))
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """One process (a driver or a `hypersearch worker`) that ran trials of a study."""
+
+    process: str  # host:pid
+    trials: int
+    running: int
+    complete: int
+    pruned: int
+    failed: int
+    last_active: float | None  # when it last started or finished a trial
+
+
+def workers(storage: Storage | str, name: str) -> list[WorkerRow]:
+    """The processes that ran the study's trials, most recently active first."""
+    store = _storage(storage)
+    record = _record(store, name)
+    grouped: dict[str, list[TrialOutline]] = {}
+    for outline in store.trial_outlines(record.id):
+        if outline.owner:
+            host, _, rest = outline.owner.partition(":")
+            grouped.setdefault(f"{host}:{rest.partition(':')[0]}", []).append(outline)
+    rows = []
+    for process, ran in grouped.items():
+        states = [o.state for o in ran]
+        times = [t for o in ran for t in (o.started_at, o.finished_at) if t is not None]
+        rows.append(WorkerRow(process, len(ran), states.count(TrialState.RUNNING),
+                              states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED),
+                              states.count(TrialState.FAILED), max(times, default=None)))
+    return sorted(rows, key=lambda r: -(r.last_active or 0.0))
 
 
 def export_trials(

@@ -123,6 +123,21 @@ class Study:
             log.info("study %r revised: %s", self.name, changes)
         return changes
 
+    def refresh(self) -> bool:
+        """Read the stored definition again: another process (``hypersearch set``, the
+        dashboard, another worker's resume) may have revised it. True when it changed."""
+        document = self._document()
+        if len(document.get("revisions") or ()) == len(self._definition.revisions):
+            return False
+        fresh = StudyDefinition.from_document(document, self.space)
+        same_strategy = all(fresh.settings[k] == self._definition.settings[k]
+                            for k in ("strategy", "strategy_options", "seed"))
+        if same_strategy and self._definition._sampler is not None:
+            fresh = fresh.with_sampler(self._definition._sampler)  # keep its warm caches
+        self._definition = fresh
+        self._leases.definition = fresh
+        return True
+
     def request_stop(self) -> None:
         """Ask every worker of this study (any process, any machine) to stop soon. The request
         ends the runs going on now; the next run clears it."""
@@ -470,7 +485,7 @@ class Study:
             self._save(revised)
         beside = _start_dashboard(self.storage, dashboard) if dashboard else None
         try:
-            run(self, runnable, executor, verbose=verbose)
+            run(self, runnable, executor, verbose)
         finally:
             if beside is not None:
                 beside.stop()

@@ -197,6 +197,12 @@ class CommandExecutor:
             return f"{host}:slot{self._free_slot()}"
         return f"{host}:gpu{','.join(map(str, self._free_gpus[: self.spec.gpus_per_trial]))}"
 
+    def next_gpus(self) -> tuple[int, ...] | None:
+        """The GPUs the next submitted trial gets (CUDA_VISIBLE_DEVICES), None without gpus."""
+        if self.spec.gpus is None:
+            return None
+        return tuple(self._free_gpus[: self.spec.gpus_per_trial])
+
     def submit(self, claimed: FrozenTrial) -> None:
         params = self.space.unflatten(claimed.flat_params)
         gpus: tuple[int, ...] = ()

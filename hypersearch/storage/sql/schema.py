@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -60,6 +64,39 @@ trials = sa.Table(
     sa.Index("ix_trials_study_finished", "study_id", "finished_at"),
     sqlite_autoincrement=True,
 )
+
+# 0005: a trial's parameters and final metrics, one row each, so a large study sorts and
+# filters by one in SQL (an index read) instead of parsing every trial's JSON
+trial_fields = sa.Table(
+    "trial_fields",
+    metadata,
+    sa.Column(
+        "trial_id", sa.Integer, sa.ForeignKey("trials.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("study_id", sa.Integer, nullable=False),
+    sa.Column("field", sa.String(300), nullable=False),  # "params.lr", "metrics.accuracy"
+    sa.Column("value_num", sa.Float),  # a number (bools are not; inf is)
+    sa.Column("value_text", sa.Text),  # anything else, as Python's str() writes it
+    sa.PrimaryKeyConstraint("trial_id", "field"),
+    # walked in order to sort a page by a field (SQLStorage._walk_field)
+    sa.Index("ix_trial_fields_study_field_num", "study_id", "field", "value_num", "trial_id"),
+    sqlite_with_rowid=False,  # rows clustered by (trial_id, field): one lookup per trial
+)
+
+
+def field_rows(prefix: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trial_fields rows of a trial's parameters (`prefix` "params.") or final metrics
+    ("metrics."): a missing (None or NaN) value has none, so it sorts last, as in
+    storage/queries.py's reference."""
+    rows = []
+    for name, value in values.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        rows.append({"field": prefix + name, "value_num": float(value) if number else None,
+                     "value_text": None if number else str(value)})
+    return rows
+
 
 metrics = sa.Table(
     "metrics",

@@ -41,7 +41,7 @@ from hypersearch.storage.memory import stale_detail
 from hypersearch.storage.queries import Note, TrialOutline, TrialQuery, select_trials
 from hypersearch.storage.retry import Backoff, patience_seconds
 from hypersearch.storage.sql import engines, schema
-from hypersearch.storage.sql.schema import metrics, notes, studies, trials
+from hypersearch.storage.sql.schema import field_rows, metrics, notes, studies, trial_fields, trials
 from hypersearch.trial import FailureReason, FrozenTrial, Outcome, TrialState
 
 log = logging.getLogger("hypersearch.storage")
@@ -49,6 +49,21 @@ T = TypeVar("T")
 
 _SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 _POSTGRES_NOW = "extract(epoch from clock_timestamp())"
+
+
+# a trial's trial_fields rows (schema.field_rows) in one statement; the study id is the trial's
+_INSERT_FIELDS = {
+    "sqlite": sa.text(
+        "INSERT INTO trial_fields (trial_id, study_id, field, value_num, value_text) SELECT "
+        ":trial_id, study_id, :field, :value_num, :value_text FROM trials WHERE id = :trial_id"
+    ),
+    "postgresql": sa.text(  # one statement of arrays: a third of an executemany's cost
+        "INSERT INTO trial_fields (trial_id, study_id, field, value_num, value_text) SELECT "
+        "t.id, t.study_id, u.field, u.num, u.text FROM trials t, unnest(CAST(:field AS TEXT[]), "
+        "CAST(:value_num AS DOUBLE PRECISION[]), CAST(:value_text AS TEXT[])) AS u(field, num, "
+        "text) WHERE t.id = :trial_id"
+    ),
+}
 
 
 def _dumps(value: Any) -> str:
@@ -335,7 +350,7 @@ class SQLStorage(Storage):
             if study_id is None:
                 return False
             trial_ids = sa.select(trials.c.id).where(trials.c.study_id == study_id)
-            for table in (metrics, schema.logs):
+            for table in (metrics, schema.logs, trial_fields):
                 conn.execute(table.delete().where(table.c.trial_id.in_(trial_ids)))
             conn.execute(trials.delete().where(trials.c.study_id == study_id))
             conn.execute(schema.notes.delete().where(schema.notes.c.study_id == study_id))
@@ -373,6 +388,7 @@ class SQLStorage(Storage):
             finished_at=row.finished_at,
             host=row.host,
             worker=row.worker,
+            gpus=row.gpus,
             owner=row.owner,
             lease_epoch=row.lease_epoch,
             id=row.id,
@@ -435,6 +451,7 @@ class SQLStorage(Storage):
         max_trials: int | None,
         lease_seconds: float,
         worker: str | None = None,
+        gpus: str | None = None,
     ) -> FrozenTrial | None:
         host = host_id()
         lease = {
@@ -442,6 +459,7 @@ class SQLStorage(Storage):
             "owner": owner,
             "host": host,
             "worker": worker,
+            "gpus": gpus,
         }
 
         # What the last try wrote, if its COMMIT may have landed unheard (a dropped
@@ -494,9 +512,11 @@ class SQLStorage(Storage):
                 started_at=now,
                 host=host,
                 worker=worker,
+                gpus=gpus,
                 owner=owner,
                 lease_epoch=1,
-                id=result.inserted_primary_key[0],
+                id=self._write_fields(conn, result.inserted_primary_key[0], "params.",
+                                      json.loads(params_json)),
             )
 
         def waiting_trial(conn: Connection) -> FrozenTrial | None:
@@ -601,12 +621,12 @@ class SQLStorage(Storage):
             n_waiting=studies.c.n_waiting + 1,
         )
         number = locked.next_number - 1
-        conn.execute(
+        result = conn.execute(
             trials.insert().values(
                 study_id=study_id,
                 number=number,
                 state=TrialState.WAITING.value,
-                params_json=_dumps(flat_params),
+                params_json=(params_json := _dumps(flat_params)),
                 metrics_json="{}",
                 user_attrs_json="{}",
                 parent_number=parent_number,
@@ -616,6 +636,8 @@ class SQLStorage(Storage):
                 created_at=locked.now,
             )
         )
+        self._write_fields(conn, result.inserted_primary_key[0], "params.",
+                           json.loads(params_json))
         return number
 
     def _fence(self, trial_id: Any, owner: Any, epoch: Any) -> Any:
@@ -656,17 +678,40 @@ class SQLStorage(Storage):
         def work(conn: Connection) -> bool:
             nonlocal tries
             tries += 1
-            done = conn.execute(self._finish_trial, values).rowcount == 1
-            # a retry after a dropped connection may find our own write already committed:
-            # that is a success, not a lost lease
-            done = done or (
+            written = conn.execute(self._finish_trial, values).rowcount == 1
+            if written:  # its final metrics (and define-by-run parameters) become fields
+                if flat_params is not None:
+                    conn.execute(trial_fields.delete().where(
+                        trial_fields.c.trial_id == trial_id,
+                        trial_fields.c.field.startswith("params.", autoescape=True)))
+                    self._write_fields(conn, trial_id, "params.", json.loads(values["b_params"]))
+                self._write_fields(conn, trial_id, "metrics.", json.loads(values["b_metrics"]))
+            # a retry after a dropped connection may find our own write already committed
+            # (fields included: one transaction): that is a success, not a lost lease
+            done = written or (
                 tries > 1 and self._holds_outcome(conn, trial_id, owner, epoch, outcome)
             )
             if done:  # live views poll the version; a bump missed by a crash here only delays
                 conn.execute(self._touch_study, {"b_id": trial_id})
             return done
 
-        return self._run(work, write=False)  # one fenced statement: atomic on its own
+        return self._run(work, write=True)
+
+    def _write_fields(
+        self, conn: Connection, trial_id: int, prefix: str, values: dict[str, Any]
+    ) -> int:
+        """Index a trial's parameters or final metrics as stored (schema.trial_fields);
+        returns `trial_id`."""
+        rows = field_rows(prefix, values)
+        statement = _INSERT_FIELDS["sqlite" if self._sqlite else "postgresql"]
+        if not rows:
+            pass
+        elif self._sqlite:  # a native executemany: no round trips
+            conn.execute(statement, [{"trial_id": trial_id, **row} for row in rows])
+        else:
+            conn.execute(statement, {"trial_id": trial_id, **{
+                key: [row[key] for row in rows] for key in ("field", "value_num", "value_text")}})
+        return trial_id
 
     def _holds_outcome(
         self, conn: Connection, trial_id: int, owner: str, epoch: int, outcome: Outcome
@@ -932,15 +977,18 @@ class SQLStorage(Storage):
         def work(conn: Connection) -> dict[int, list[MetricPoint]]:
             out: dict[int, list[MetricPoint]] = {}
             # chunks keep the bound parameters under SQLite's limit (32766; older builds 999)
+            columns = (metrics.c.trial_id, metrics.c.name, metrics.c.step, metrics.c.value,
+                       metrics.c.ts)
             for start in range(0, len(wanted), 900):
-                query = sa.select(metrics).where(metrics.c.trial_id.in_(wanted[start:start + 900]))
+                query = sa.select(*columns).where(
+                    metrics.c.trial_id.in_(wanted[start:start + 900]))
                 if name is not None:
                     query = query.where(metrics.c.name == name)
-                for row in conn.execute(query.order_by(metrics.c.id)).all():
-                    value = math.nan if row.value is None else row.value
-                    out.setdefault(row.trial_id, []).append(
-                        MetricPoint(row.name, row.step, value, row.ts)
-                    )
+                # plain tuples: Row attribute access costs more than the query at 100k points
+                for trial_id, metric, step, value, ts in conn.execute(
+                        query.order_by(metrics.c.id)).tuples():
+                    out.setdefault(trial_id, []).append(
+                        MetricPoint(metric, step, math.nan if value is None else value, ts))
             return out
 
         return self._run(work, write=False)
@@ -1055,31 +1103,20 @@ class SQLStorage(Storage):
 
     # -- reads for the dashboard and the CLI ---------------------------------------------------
 
-    def _json_field(self, column: Any, key: str) -> tuple[Any, Any] | None:
-        """(numeric value or NULL, value for ordering) of `key` in a JSON text column; None
-        where this database cannot address the key safely (then Python does the work)."""
-        if self._sqlite:
-            if '"' in key or "\\" in key:
-                return None
-            path = sa.literal(f'$."{key}"')
-            numeric = sa.case(
-                (sa.func.json_type(column, path).in_(("integer", "real")),
-                 sa.func.json_extract(column, path)),
-                else_=None,
-            )
-            return numeric, sa.func.json_extract(column, path)  # numbers sort before text
-        from sqlalchemy.dialects import postgresql
-
-        doc = sa.cast(column, postgresql.JSONB)
-        numeric = sa.case(
-            (sa.func.jsonb_typeof(doc[sa.literal(key)]) == "number",
-             sa.cast(doc[sa.literal(key)].astext, sa.Float)),
-            else_=None,
-        )
-        return numeric, sa.func.coalesce(sa.cast(numeric, sa.Text), doc[sa.literal(key)].astext)
-
-    def _field(self, name: str) -> tuple[Any, list[Any]] | None:
-        """(numeric expression for ranges, expressions to order by) of a query field."""
+    def _field(self, name: str, study_id: int, joins: list[tuple[Any, Any]]
+               ) -> tuple[Any, list[Any]] | None:
+        """(numeric expression for ranges, expressions to order by) of a query field; the
+        first of several order expressions is NULL exactly where a trial lacks the field.
+        A field read from another table adds its outer join to `joins`."""
+        if name.startswith(("params.", "metrics.")):  # trial_fields (0005): no JSON parsed
+            found = trial_fields.alias(f"field_{len(joins)}")
+            joins.append((found, sa.and_(found.c.trial_id == trials.c.id,
+                                         found.c.study_id == study_id,
+                                         found.c.field == name)))
+            # Python's str order is code point order: SQLite's BINARY, PostgreSQL's "C"
+            text = found.c.value_text if self._sqlite else found.c.value_text.collate("C")
+            return found.c.value_num, [found.c.trial_id, found.c.value_num.is_(None),
+                                       found.c.value_num, text]  # numbers, then text
         if name == "number":
             return trials.c.number, [trials.c.number]
         if name == "state":
@@ -1090,23 +1127,12 @@ class SQLStorage(Storage):
         if name == "duration":
             duration = trials.c.finished_at - trials.c.started_at
             return duration, [duration]
-        for prefix, column in (("params.", trials.c.params_json),
-                               ("metrics.", trials.c.metrics_json)):
-            if name.startswith(prefix):
-                found = self._json_field(column, name[len(prefix):])
-                if found is None:
-                    return None
-                numeric, order = found
-                if self._sqlite:
-                    return numeric, [order]
-                # the first key marks absence: the text, NULL only where the key is missing
-                return numeric, [order, numeric, order]  # then numbers first, then text
         raise ValueError(f"unknown trial field {name!r}")
 
     def query_trials(self, study_id: int, query: TrialQuery) -> tuple[list[FrozenTrial], int]:
-        sort = self._field(query.sort)
-        ranges = [(self._field(f), lo, hi) for f, lo, hi in query.ranges]
-        if sort is None or any(found is None or found[0] is None for found, _, _ in ranges):
+        filtered: list[tuple[Any, Any]] = []  # the joins the ranges need
+        ranges = [(self._field(f, study_id, filtered), lo, hi) for f, lo, hi in query.ranges]
+        if any(found is None or found[0] is None for found, _, _ in ranges):
             return select_trials(self.get_trials(study_id, query.states or None), query)
         where = [trials.c.study_id == study_id]
         if query.states:
@@ -1120,29 +1146,84 @@ class SQLStorage(Storage):
                 where.append(numeric >= low)
             if high is not None:
                 where.append(numeric <= high)
-        keys = sort[1] if len(sort[1]) == 1 else sort[1][1:]
-        order: list[Any] = []
-        if query.sort != "number":  # trials without the field last, either way (a number
-            order.append(sort[1][0].is_(None))  # is never missing: its index serves it)
-        order += [e.desc() if query.descending else e.asc() for e in keys]
-        order.append(trials.c.number)
+
+        def joined(pairs: list[tuple[Any, Any]]) -> Any:
+            table: Any = trials
+            for alias, on in pairs:
+                table = table.outerjoin(alias, on)
+            return table
 
         def work(conn: Connection) -> tuple[list[FrozenTrial], int]:
-            total = conn.execute(sa.select(sa.func.count()).select_from(trials).where(*where))
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(joined(filtered)).where(*where)
+            ).scalar_one()
             # sort ids only, then read the rows of the window: sorting whole rows (their JSON
             # columns) of a large study costs several times more
-            page = sa.select(trials.c.id).where(*where).order_by(*order).offset(query.offset)
-            if query.limit is not None:
-                page = page.limit(query.limit)
-            ids = [row.id for row in conn.execute(page)]
+            if query.sort.startswith(("params.", "metrics.")):
+                ids = self._walk_field(conn, study_id, query, joined(filtered), where)
+            else:
+                ids = [row.id for row in conn.execute(
+                    self._sorted_ids(study_id, query, joined(filtered), where))]
             rows: dict[int, Any] = {}
             for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
                 chunk = ids[start:start + 900]
                 rows.update((r.id, r) for r in conn.execute(
                     sa.select(trials).where(trials.c.id.in_(chunk))))
-            return [self._trial(rows[i]) for i in ids if i in rows], total.scalar_one()
+            return [self._trial(rows[i]) for i in ids if i in rows], total
 
         return self._run(work, write=False)
+
+    def _sorted_ids(self, study_id: int, query: TrialQuery, source: Any, where: list[Any]) -> Any:
+        """The window of trial ids sorted by a column of the trial (number, value...)."""
+        sort = self._field(query.sort, study_id, [])
+        assert sort is not None
+        keys = sort[1] if len(sort[1]) == 1 else sort[1][1:]
+        order: list[Any] = []
+        if query.sort != "number":  # trials without the field last, either way (a number
+            order.append(sort[1][0].is_(None))  # is never missing: its index serves it)
+        order += [e.desc() if query.descending else e.asc() for e in (*keys, trials.c.number)]
+        page = sa.select(trials.c.id).select_from(source).where(*where).order_by(*order)
+        return page.offset(query.offset).limit(query.limit)
+
+    def _walk_field(
+        self, conn: Connection, study_id: int, query: TrialQuery, source: Any, where: list[Any]
+    ) -> list[int]:
+        """The window of trial ids sorted by a parameter or final metric, read in index order
+        (ix_trial_fields_study_field_num) instead of sorting every trial: the trials with a
+        number, those with text, those without the field (last), one query each, as far as
+        the window reaches."""
+        found = trial_fields.alias("sorted")
+        with_field = source.join(found, sa.and_(found.c.trial_id == trials.c.id,
+                                                found.c.study_id == study_id,
+                                                found.c.field == query.sort))
+        direction = (lambda e: e.desc()) if query.descending else (lambda e: e.asc())
+        text = found.c.value_text if self._sqlite else found.c.value_text.collate("C")
+        numbers = (sa.select(found.c.trial_id).select_from(with_field)
+                   .where(*where, found.c.value_num.is_not(None))
+                   .order_by(direction(found.c.value_num), direction(found.c.trial_id)))
+        texts = (sa.select(found.c.trial_id).select_from(with_field)
+                 .where(*where, found.c.value_num.is_(None))
+                 .order_by(direction(text), direction(found.c.trial_id)))
+        has_field = sa.exists().where(trial_fields.c.trial_id == trials.c.id,
+                                      trial_fields.c.field == query.sort)
+        missing = (sa.select(trials.c.id).select_from(source).where(*where, ~has_field)
+                   .order_by(direction(trials.c.number)))
+        ids: list[int] = []
+        skip, wanted = query.offset, query.limit
+        for segment in ([texts, numbers] if query.descending else [numbers, texts]) + [missing]:
+            if wanted is not None and wanted <= 0:
+                break
+            got = list(conn.execute(segment.offset(skip).limit(wanted)).scalars())
+            ids += got
+            if wanted is not None:
+                wanted -= len(got)
+            if got or not skip:
+                skip = 0
+            else:  # the window starts past this segment: how far past
+                size = conn.execute(sa.select(sa.func.count()).select_from(
+                    segment.order_by(None).subquery())).scalar_one()
+                skip = max(0, skip - size)
+        return ids
 
     def completed_values(self, study_id: int) -> list[tuple[int, float | None]]:
         query = (sa.select(trials.c.number, trials.c.value)  # from the index alone (0004)
@@ -1160,7 +1241,7 @@ class SQLStorage(Storage):
         latest: int | None = None,
     ) -> list[TrialOutline]:
         columns = (trials.c.number, trials.c.state, trials.c.value, trials.c.started_at,
-                   trials.c.finished_at, trials.c.host, trials.c.worker)
+                   trials.c.finished_at, trials.c.host, trials.c.worker, trials.c.owner)
         query = sa.select(*columns).where(trials.c.study_id == study_id)
         if states is not None:
             query = query.where(trials.c.state.in_([s.value for s in states]))
@@ -1172,7 +1253,7 @@ class SQLStorage(Storage):
             rows = conn.execute(query).all()
             out = [
                 TrialOutline(r.number, TrialState(r.state), r.value, r.started_at,
-                             r.finished_at, r.host, r.worker)
+                             r.finished_at, r.host, r.worker, r.owner)
                 for r in rows
             ]
             return sorted(out, key=lambda o: o.number)
@@ -1193,6 +1274,16 @@ class SQLStorage(Storage):
         def work(conn: Connection) -> tuple[int, int, int]:
             version, reports, n_running = conn.execute(query).one()
             return int(version or 0), int(reports), int(n_running)
+
+        return self._run(work, write=False)
+
+    def integrity_problems(self) -> list[str]:
+        if not self._sqlite:
+            return []  # PostgreSQL checks its pages itself and reports damage as errors
+
+        def work(conn: Connection) -> list[str]:
+            rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check")]
+            return [] if rows == ["ok"] else rows
 
         return self._run(work, write=False)
 
