@@ -246,20 +246,8 @@ def run_hypersearch_workers(row: Row, n: int, url: str, seed: int) -> Measuremen
     objective = "benchobjectives:sleep10ms" if row.sleep else "benchobjectives:noop"
     hs.create_study(hs_space(), name=STUDY_NAME, storage=url, strategy="random", max_trials=n,
                     seed=seed, objective=objective).storage.close()
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(row.workers + 1)
-    workers = []
-    for _ in range(row.workers):
-        receive, send = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=hs_worker, args=(url, barrier, send), daemon=True)
-        process.start()
-        send.close()
-        workers.append((process, receive))
-    barrier.wait(timeout=300)
-    started = time.perf_counter()
-    reports = [receive.recv() for _, receive in workers]
-    for process, _ in workers:
-        process.join()
+    reports, wall = spawn_workers(hs_worker, [(url,)] * row.workers)
+    started = time.perf_counter() - wall  # when the workers started
     study = hs.load_study(STUDY_NAME, url)  # a fresh storage object: everything read back
     result = _hs_result(row, n, study.trials, started)
     study.storage.close()
@@ -354,8 +342,31 @@ def run_optuna_memory(row: Row, n: int, seed: int) -> Measurement:
     return result
 
 
+def spawn_workers(target: Callable[..., None], args: Sequence[tuple[Any, ...]]
+                  ) -> tuple[list[Any], float]:
+    """Start one spawned process per `args` running ``target(*args, barrier, conn)``; once
+    all have met at the barrier, wait for each one's report on `conn`. (reports, seconds
+    from the barrier to the last report.)"""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(len(args) + 1)
+    workers = []
+    for given in args:
+        receive, send = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=target, args=(*given, barrier, send), daemon=True)
+        process.start()
+        send.close()
+        workers.append((process, receive))
+    barrier.wait(timeout=300)
+    started = time.perf_counter()
+    reports = [receive.recv() for _, receive in workers]
+    wall = time.perf_counter() - started
+    for process, _ in workers:
+        process.join()
+    return reports, wall
+
+
 def optuna_worker(
-    url: str, n: int, seed: int, barrier: Any, conn: Connection, sleep: float = 0.0
+    url: str, n: int, seed: int, sleep: float, barrier: Any, conn: Connection
 ) -> None:
     """One Optuna process: load the study, wait for the others, run its n trials."""
     errors: list[str] = []
@@ -396,26 +407,11 @@ def run_optuna_rdb(row: Row, n: int, url: str, seed: int) -> Measurement:
         study_name=STUDY_NAME, storage=storage, sampler=optuna.samplers.RandomSampler(seed=seed)
     )
     storage.engine.dispose()
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(row.workers + 1)
     per_worker = n // row.workers
-    workers = []
-    for index in range(row.workers):
-        receive, send = ctx.Pipe(duplex=False)
-        process = ctx.Process(
-            target=optuna_worker,
-            args=(url, per_worker, seed + 1 + index, barrier, send, row.sleep),
-            daemon=True,
-        )
-        process.start()
-        send.close()
-        workers.append((process, receive))
-    barrier.wait(timeout=300)
-    started = time.perf_counter()
-    reports = [receive.recv() for _, receive in workers]
-    wall = time.perf_counter() - started
-    for process, _ in workers:
-        process.join()
+    reports, wall = spawn_workers(
+        optuna_worker,
+        [(url, per_worker, seed + 1 + index, row.sleep) for index in range(row.workers)],
+    )
     # a fresh storage object: nothing cached, every trial read back from the database
     trials = optuna.load_study(study_name=STUDY_NAME, storage=optuna_storage(url)).get_trials(
         deepcopy=False

@@ -38,16 +38,25 @@ V01_COMMAND_CONFIG = {
 }
 
 
-def _database_at_0001(path: str) -> str:
-    url = f"sqlite:///{path}"
+def _migrate(url: str, revision: str, *, down: bool = False) -> list[str]:
+    """Bring the database at `url` up (or `down`) to `revision`; the tables it then has."""
     engine = sa.create_engine(url)
     config = Config()
     config.set_main_option(
         "script_location", os.path.join(os.path.dirname(sql_storage.__file__), "migrations")
     )
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+            return sa.inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def _database_at_0001(path: str) -> str:
+    url = f"sqlite:///{path}"
+    _migrate(url, "0001")
     return url
 
 
@@ -113,16 +122,7 @@ def test_0005_indexes_the_fields_of_trials_stored_before_it(sql_storage_handle: 
         storage.finish(trial.id, "o", trial.lease_epoch,
                        Outcome(TrialState.COMPLETE, 1.0, {"acc": metric}))
     storage.close()
-    engine = sa.create_engine(url)
-    config = Config()
-    config.set_main_option(
-        "script_location", os.path.join(os.path.dirname(sql_storage.__file__), "migrations")
-    )
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0004")
-        assert "trial_fields" not in sa.inspect(conn).get_table_names()
-    engine.dispose()
+    assert "trial_fields" not in _migrate(url, "0004", down=True)
 
     reopened = SQLStorage(url)  # opening migrates to head, filling trial_params
     try:
