@@ -14,3 +14,9 @@ def noop(params: dict[str, Any]) -> float:
 def sleep10ms(params: dict[str, Any]) -> float:
     time.sleep(0.010)
     return 0.0
+
+
+def sleep2s(params: dict[str, Any]) -> float:
+    """A 2 s trial with a landscape for a model to learn (the throughput space's x)."""
+    time.sleep(2.0)
+    return float((params["x"] - 1.0) ** 2)

@@ -97,6 +97,7 @@ class Row:
     optuna_trials: int  # total across workers, at --trials-scale 1
     separate: bool = False  # hypersearch as `workers` separate worker processes (run_worker)
     sleep: float = 0.0  # seconds the objective sleeps
+    strategy: str = "random"  # "gp": Optuna's GPSampler beside it; the bar is slots kept busy
 
 
 ROWS = {
@@ -117,6 +118,10 @@ ROWS = {
           for key, label, backend in (("sqlite", "SQLite file", "sqlite"),
                                       ("pg", "PostgreSQL", "postgresql"))
           for k in (4, 8)),
+        *(Row(f"{key}-w8-gp-2s", f"{label}, 8 worker processes, GP, 2 s objective", backend, 8,
+              200, 200, separate=True, sleep=2.0, strategy="gp")
+          for key, label, backend in (("sqlite", "SQLite file", "sqlite"),
+                                      ("pg", "PostgreSQL", "postgresql"))),
     )
 }
 DEFAULT_ROWS = ("memory", "sqlite1", "sqlite4", "pg1", "pg4")
@@ -132,6 +137,7 @@ class Measurement:
     states: dict[str, int] = field(default_factory=dict)
     span_s: float = float("nan")  # first trial start -> last trial end
     rate: float = float("nan")  # completed trials / span
+    busy: float = float("nan")  # objective time / (processes x span): slots kept busy
     steady_rate: float = float("nan")  # between the 10th and 90th percentile completions
     wall_s: float = float("nan")  # the optimize call(s)
     storage_errors: list[str] = field(default_factory=list)  # Optuna: exceptions caught
@@ -188,6 +194,14 @@ def rates(starts: Sequence[float], ends: Sequence[float]) -> tuple[float, float,
     return span, (len(ends) / span if span > 0 else float("nan")), steady
 
 
+def busy(row: Row, completed: int, span: float) -> float:
+    """The share of the processes' time spent running the objective (its known sleep; not the
+    trial's recorded duration, which for Optuna includes the sampler's suggestion)."""
+    if not row.sleep or span != span or span <= 0:
+        return float("nan")
+    return completed * row.sleep / (row.workers * span)
+
+
 # -- hypersearch ---------------------------------------------------------------------------------
 
 
@@ -212,6 +226,7 @@ def _hs_result(row: Row, n: int, trials: Sequence[Any], started: float) -> Measu
         [t.started_at for t in complete if t.started_at is not None],
         [t.finished_at for t in complete if t.finished_at is not None],
     )
+    result.busy = busy(row, result.n_complete, result.span_s)
     numbers = [t.number for t in trials]
     if len(trials) != n:
         result.problems.append(f"{len(trials)} trials, expected exactly {n}")
@@ -243,9 +258,10 @@ def hs_worker(url: str, barrier: Any, conn: Connection) -> None:
 def run_hypersearch_workers(row: Row, n: int, url: str, seed: int) -> Measurement:
     import hypersearch as hs
 
-    objective = "benchobjectives:sleep10ms" if row.sleep else "benchobjectives:noop"
-    hs.create_study(hs_space(), name=STUDY_NAME, storage=url, strategy="random", max_trials=n,
-                    seed=seed, objective=objective).storage.close()
+    objective = {0.0: "noop", 0.010: "sleep10ms", 2.0: "sleep2s"}[row.sleep]
+    hs.create_study(hs_space(), name=STUDY_NAME, storage=url, strategy=row.strategy,
+                    max_trials=n, seed=seed, objective=f"benchobjectives:{objective}"
+                    ).storage.close()
     reports, wall = spawn_workers(hs_worker, [(url,)] * row.workers)
     started = time.perf_counter() - wall  # when the workers started
     study = hs.load_study(STUDY_NAME, url)  # a fresh storage object: everything read back
@@ -326,6 +342,7 @@ def _optuna_measurement(
         [t.datetime_start.timestamp() for t in complete],  # type: ignore[union-attr]
         [t.datetime_complete.timestamp() for t in complete],  # type: ignore[union-attr]
     )
+    result.busy = busy(row, result.n_complete, result.span_s)
     return result
 
 
@@ -365,8 +382,16 @@ def spawn_workers(target: Callable[..., None], args: Sequence[tuple[Any, ...]]
     return reports, wall
 
 
+def optuna_sampler(strategy: str, seed: int) -> Any:
+    import optuna
+
+    if strategy == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
 def optuna_worker(
-    url: str, n: int, seed: int, sleep: float, barrier: Any, conn: Connection
+    url: str, n: int, seed: int, sleep: float, strategy: str, barrier: Any, conn: Connection
 ) -> None:
     """One Optuna process: load the study, wait for the others, run its n trials."""
     errors: list[str] = []
@@ -378,7 +403,7 @@ def optuna_worker(
         study = optuna.load_study(
             study_name=STUDY_NAME,
             storage=optuna_storage(url),
-            sampler=optuna.samplers.RandomSampler(seed=seed),
+            sampler=optuna_sampler(strategy, seed),
         )
 
         def count(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
@@ -410,7 +435,8 @@ def run_optuna_rdb(row: Row, n: int, url: str, seed: int) -> Measurement:
     per_worker = n // row.workers
     reports, wall = spawn_workers(
         optuna_worker,
-        [(url, per_worker, seed + 1 + index, row.sleep) for index in range(row.workers)],
+        [(url, per_worker, seed + 1 + index, row.sleep, row.strategy)
+         for index in range(row.workers)],
     )
     # a fresh storage object: nothing cached, every trial read back from the database
     trials = optuna.load_study(study_name=STUDY_NAME, storage=optuna_storage(url)).get_trials(
@@ -502,6 +528,8 @@ def bar_for(row: Row, hs_rates: dict[str, float]) -> tuple[str, float]:
         return ">= 200", 200.0
     if not row.separate:
         return ">= 400", 400.0
+    if row.strategy == "gp":  # issue 11: 8 workers keep >= 80% of their slots busy
+        return ">= 80% of slots busy", 80.0
     if row.sleep:  # the objective bounds it: K / sleep at most
         ideal = row.workers / row.sleep
         return f">= 80% of {ideal:,.0f} (K / 10 ms)", 0.8 * ideal
@@ -609,7 +637,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"  [{time.perf_counter() - started:6.1f}s] run {repeat + 1}/{args.repeat} "
                     f"{row.key:8s} {library:12s} {fmt(m.rate):>8s} trials/s  "
-                    f"({m.n_complete:,} trials in {fmt(m.span_s, 2)} s)  {check_text(m)}",
+                    f"({m.n_complete:,} trials in {fmt(m.span_s, 2)} s, "
+                    f"{fmt(100 * m.busy)}% busy)  {check_text(m)}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -621,7 +650,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hs_rate, op_rate = hs_rates[row.key], median([m.rate for m in op_runs])
         text, threshold = bar_for(row, hs_rates)
         hs_ok = all(m.ok for m in hs_runs)
-        meets = hs_rate == hs_rate and hs_rate >= threshold
+        judged = 100 * median([m.busy for m in hs_runs]) if row.strategy == "gp" else hs_rate
+        meets = judged == judged and judged >= threshold
         all_ok &= hs_ok
         table.append(
             [
@@ -642,6 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     fmt(m.span_s, 2),
                     fmt(m.rate),
                     fmt(m.steady_rate),
+                    fmt(100 * m.busy),
                     fmt(m.wall_s, 2),
                     check_text(m),
                 ]
@@ -675,7 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         render(
-            ["row", "library", "trials", "span s", "trials/s", "steady 10-90%", "wall s", "check"],
+            ["row", "library", "trials", "span s", "trials/s", "steady 10-90%", "busy %",
+             "wall s", "check"],
             details,
             args.markdown,
         )

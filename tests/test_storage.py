@@ -316,3 +316,80 @@ def test_postgres_url_fixture_gives_a_fresh_database(
         assert [s.name for s in storage.list_studies()] == ["only-here"]
     finally:
         storage.close()
+
+
+# -- proposals outside the study lock (issue 11) ------------------------------------------------
+
+
+def _claim_in_thread(storage: Any, study_id: int, propose: Any) -> tuple[Any, Any]:
+    """Claim on another thread; (the thread, a one-slot queue that gets the trial)."""
+    import threading
+
+    got: queue.Queue[Any] = queue.Queue(maxsize=1)
+
+    def work() -> None:
+        got.put(storage.claim(study_id, "slow", propose=propose, uses_history=True,
+                              max_trials=None, lease_seconds=60))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_a_slow_proposal_holds_no_lock(sql_storage_handle: StorageHandle) -> None:
+    """While one worker's sampler thinks (a GP fit), another worker claims at once."""
+    import threading
+
+    slow_storage, fast_storage = sql_storage_handle.storage, sql_storage_handle.open()
+    study, _ = slow_storage.create_study("s", "minimize", None, None, {})
+    thinking, release = threading.Event(), threading.Event()
+
+    def slow(history: Any, number: int) -> dict[str, Any]:
+        thinking.set()
+        assert release.wait(30)
+        return {"x": 0.5}
+
+    thread, got = _claim_in_thread(slow_storage, study.id, slow)
+    assert thinking.wait(30)
+    fast = fast_storage.claim(study.id, "fast", propose=lambda h, n: {"x": 0.25},
+                              uses_history=True, max_trials=None, lease_seconds=60)
+    assert fast is not None and fast.number == 0, "claimed while the other proposal ran"
+    release.set()
+    thread.join(30)
+    slow_trial = got.get(timeout=5)
+    assert (slow_trial.number, slow_trial.flat_params) == (1, {"x": 0.5})
+
+
+def test_the_same_point_from_one_snapshot_is_proposed_again(
+    sql_storage_handle: StorageHandle,
+) -> None:
+    """Two workers proposing from the same snapshot propose the same point (a grid's next
+    one, a seeded sampler's): the later claim sees it taken and proposes again, from a
+    snapshot that holds the other's trial; the budget stays exact."""
+    import threading
+
+    slow_storage, fast_storage = sql_storage_handle.storage, sql_storage_handle.open()
+    study, _ = slow_storage.create_study("s", "minimize", None, None, {})
+    thinking, release = threading.Event(), threading.Event()
+    seen: list[list[dict[str, Any]]] = []
+
+    def first_free(history: Any, number: int) -> dict[str, Any] | None:
+        taken = {t.flat_params["x"] for t in history}
+        seen.append([t.flat_params for t in history])
+        if len(seen) == 1:
+            thinking.set()
+            assert release.wait(30)
+        free = [x for x in range(3) if x not in taken]
+        return {"x": free[0]} if free else None
+
+    thread, got = _claim_in_thread(slow_storage, study.id, first_free)
+    assert thinking.wait(30)
+    fast = fast_storage.claim(study.id, "fast", propose=first_free, uses_history=True,
+                              max_trials=2, lease_seconds=60)
+    assert fast is not None and fast.flat_params == {"x": 0}
+    release.set()
+    thread.join(30)
+    slow_trial = got.get(timeout=5)
+    assert slow_trial.flat_params == {"x": 1}, "proposed anew, not the taken point"
+    assert seen[0] == [] and seen[-1] == [{"x": 0}]
+    assert [t.flat_params["x"] for t in fast_storage.get_trials(study.id)] == [0, 1]

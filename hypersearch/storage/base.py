@@ -340,7 +340,8 @@ class Storage(ABC):
         return [outline(t) for t in trials]
 
     def activity(self, study_id: int) -> tuple[int, int, int]:
-        """(the study's version, a number that grows whenever a RUNNING trial reports, how many
+        """(a number that grows whenever a trial is created, claimed or finished or the
+        definition changes, a number that grows whenever a RUNNING trial reports, how many
         trials run): what a live view polls to know whether to read more. Cheap: no scan of
         the study's trials."""
         record = next(r for r in self.list_studies() if r.id == study_id)

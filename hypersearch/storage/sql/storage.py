@@ -130,14 +130,6 @@ class SQLStorage(Storage):
                 ),
             )
         )
-        self._touch_study = (
-            studies.update()
-            .where(
-                studies.c.id
-                == sa.select(trials.c.study_id).where(trials.c.id == b("b_id")).scalar_subquery()
-            )
-            .values(version=studies.c.version + 1)
-        )
         self._insert_metric = (
             schema.metrics.insert()
             .from_select(
@@ -466,6 +458,23 @@ class SQLStorage(Storage):
         # connection): the retry returns that trial rather than claim a second one that
         # nobody would ever finish (our heartbeat would keep its lease alive forever).
         tried: dict[str, Any] = {}
+        # A sampler that reads the history proposes outside the study lock, from a snapshot
+        # (running trials included) taken when the next number was `hint`: a slow suggestion
+        # (a GP fit) never holds up the other workers' claims. (hint, its parameters.)
+        proposed: list[tuple[int, dict[str, Any] | None]] = []
+
+        def snapshot(conn: Connection) -> tuple[int, Any, list[FrozenTrial]]:
+            """(the next number, the study's counters, the history) with no lock held; no
+            history when a queued trial or the spent budget decides the claim anyway."""
+            row = conn.execute(sa.select(studies.c.next_number, studies.c.n_charged,
+                                         studies.c.n_waiting)
+                               .where(studies.c.id == study_id)).first()
+            if row is None:
+                raise StorageError(f"study id {study_id} no longer exists in {self._safe_url()}")
+            if row.n_waiting > 0 or (max_trials is not None and row.n_charged >= max_trials):
+                return int(row.next_number), row, []
+            # read after the hint: every trial numbered below it is committed, so is in here
+            return int(row.next_number), row, self._load_history(conn, study_id)
 
         def new_trial(conn: Connection) -> FrozenTrial | None:
             if tried:
@@ -482,8 +491,13 @@ class SQLStorage(Storage):
             if max_trials is not None and locked.n_charged > max_trials:
                 raise _Abort(None)
             number, now = locked.next_number - 1, float(locked.now)
-            history = self._load_history(conn, study_id) if uses_history else []
-            params = propose(history, number)
+            if uses_history:
+                hint, params = proposed[-1]
+                if params is not None and number != hint and self._proposed_since(
+                        conn, study_id, hint, number, params):
+                    raise _Abort(_PROPOSE_AGAIN)  # the same point as a claim since: anew
+            else:  # history-free samplers are microseconds: under the lock, with the number
+                params = propose([], number)
             if params is None:
                 raise _Abort(None)
             params_json = _dumps(params)
@@ -549,11 +563,31 @@ class SQLStorage(Storage):
             return self._trial(conn.execute(sa.select(trials).where(trials.c.id == waiting)).one())
 
         while True:
+            if uses_history:
+                hint, counters, history = self._run(snapshot, write=False)
+                if counters.n_waiting > 0:
+                    claimed = self._run(waiting_trial, write=True)
+                    if claimed is not _NONE_WAITING:
+                        return claimed
+                    continue
+                if max_trials is not None and counters.n_charged >= max_trials:
+                    return None  # charges never go down but by a re-run, which queues a trial
+                proposed.append((hint, propose(history, hint)))
             claimed = self._run(new_trial, write=True)
             if claimed is _TAKE_WAITING:
                 claimed = self._run(waiting_trial, write=True)
-            if claimed is not _NONE_WAITING:
+            if claimed is not _NONE_WAITING and claimed is not _PROPOSE_AGAIN:
                 return claimed
+
+    def _proposed_since(
+        self, conn: Connection, study_id: int, hint: int, number: int, params: dict[str, Any]
+    ) -> bool:
+        """Whether a trial claimed since the snapshot (numbers `hint` to `number` - 1) holds
+        exactly `params`: two workers proposing from one snapshot propose the same point."""
+        mine = json.loads(_dumps(params))
+        rows = conn.execute(sa.select(trials.c.params_json).where(
+            trials.c.study_id == study_id, trials.c.number >= hint, trials.c.number < number))
+        return any(json.loads(row.params_json) == mine for row in rows)
 
     def _claimed_by_last_try(
         self, conn: Connection, tried: dict[str, Any], owner: str
@@ -688,12 +722,11 @@ class SQLStorage(Storage):
                 self._write_fields(conn, trial_id, "metrics.", json.loads(values["b_metrics"]))
             # a retry after a dropped connection may find our own write already committed
             # (fields included: one transaction): that is a success, not a lost lease
-            done = written or (
+            # no study lock here (live views count finished trials instead: activity), so
+            # finishes never wait on other workers' claims
+            return written or (
                 tries > 1 and self._holds_outcome(conn, trial_id, owner, epoch, outcome)
             )
-            if done:  # live views poll the version; a bump missed by a crash here only delays
-                conn.execute(self._touch_study, {"b_id": trial_id})
-            return done
 
         return self._run(work, write=True)
 
@@ -1264,8 +1297,11 @@ class SQLStorage(Storage):
         running = sa.select(trials.c.id).where(
             trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING.value
         )
+        finished = sa.select(sa.func.count()).where(  # ix_trials_study_finished alone
+            trials.c.study_id == study_id, trials.c.finished_at.is_not(None))
         query = sa.select(
-            sa.select(studies.c.version).where(studies.c.id == study_id).scalar_subquery(),
+            sa.select(studies.c.version).where(studies.c.id == study_id).scalar_subquery()
+            + finished.scalar_subquery(),
             sa.select(sa.func.coalesce(sa.func.max(metrics.c.id), 0))
             .where(metrics.c.trial_id.in_(running)).scalar_subquery(),
             sa.select(sa.func.count()).select_from(running.subquery()).scalar_subquery(),
@@ -1340,6 +1376,7 @@ class _Abort(Exception):
 
 
 _TAKE_WAITING = object()  # claim found WAITING trials: take one in a second transaction
+_PROPOSE_AGAIN = object()  # the point proposed from a snapshot was claimed since: propose anew
 _NONE_WAITING = object()  # ...but another worker took the last one first
 
 
