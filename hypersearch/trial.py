@@ -42,6 +42,7 @@ class FailureReason(enum.StrEnum):
     NO_METRIC = "no_metric"
     INFRASTRUCTURE = "infrastructure"
     INTERRUPTED = "interrupted"  # Ctrl-C or the study stopping while the trial ran
+    KILLED = "killed"  # ended on purpose (hypersearch kill, the dashboard): never re-run
 
     def __str__(self) -> str:
         return self.value

@@ -329,3 +329,67 @@ def test_run_create_only_stores_a_study_for_workers(workdir: Path) -> None:
     assert hs.load_study("shared", url).summary().n_trials == 0
     assert _hs(["worker", "--study", "shared", "--storage", url], workdir).returncode == 0
     _check_invariants(hs.load_study("shared", url), 3)
+
+
+SLOW_SCRIPT = textwrap.dedent("""
+    import sys, time
+    if float(sys.argv[1]) == 0.25:  # the enqueued trial
+        time.sleep(60)
+    print("loss=%s" % float(sys.argv[1]))
+""")
+
+
+def _wait_running(url: str, name: str, number: int, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        study = hs.load_study(name, url)
+        found = [t for t in study.trials if t.number == number]
+        study.storage.close()
+        if found and found[0].state is TrialState.RUNNING:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"trial {number} never ran")
+
+
+@pytest.mark.parametrize("kind", ["command", "python"])
+def test_kill_ends_one_running_trial_now(workdir: Path, kind: str) -> None:
+    """`hypersearch kill STUDY N`: the worker running trial N ends it within seconds, FAILED
+    (killed), not re-run; the worker goes on with the rest of the budget."""
+    url = f"sqlite:///{workdir}/hs.db"
+    if kind == "command":
+        (workdir / "slow.py").write_text(SLOW_SCRIPT)
+        hs.create_study({"x": hs.uniform(0, 1)}, name="k", storage=url, max_trials=3,
+                        command=[PY, str(workdir / "slow.py"), ":x:"], strategy="random")
+        slots = "1"
+    else:
+        (workdir / "wslow.py").write_text(
+            "import time\ndef f(p):\n    if p['x'] == 0.25:\n        time.sleep(60)\n"
+            "    return p['x']\n")
+        hs.create_study({"x": hs.uniform(0, 1)}, name="k", storage=url, max_trials=3,
+                        objective="wslow:f", strategy="random", executor="process")
+        slots = "2"
+    study = hs.load_study("k", url)
+    study.enqueue({"x": 0.25})  # trial 0: a slow one
+    study.storage.close()
+    worker = _start_worker(["--storage", url, "--study", "k", "--slots", slots], workdir)
+    _wait_running(url, "k", 0)
+    started = time.monotonic()
+    done = _hs(["kill", "k", "0", "--storage", url], workdir)
+    assert done.returncode == 0 and "FAILED, killed" in done.stdout, done.stderr
+    code, _, err = _finish([worker])[0]
+    assert code == 0, err
+    trials = hs.load_study("k", url).trials
+    assert trials[0].state is TrialState.FAILED and trials[0].failure_reason == "killed"
+    assert time.monotonic() - started < 45, "killed, not left to its 60 s"
+    assert not any(t.parent_number == 0 for t in trials), "a killed trial is not re-run"
+    assert len(trials) == 3
+
+
+def test_kill_refuses_a_trial_that_is_not_running(workdir: Path) -> None:
+    url = f"sqlite:///{workdir}/hs.db"
+    _create(url, workdir, "done", {"x": hs.uniform(0, 1)}, objective="wobj:f", max_trials=1,
+            strategy="random").optimize(verbose=False)
+    done = _hs(["kill", "done", "0", "--storage", url], workdir)
+    assert done.returncode == 2 and "trial 0 is COMPLETE, not RUNNING" in done.stderr
+    missing = _hs(["kill", "done", "7", "--storage", url], workdir)
+    assert missing.returncode == 2 and "has no trial 7" in missing.stderr

@@ -809,6 +809,24 @@ def stop(study: str, trial_number: int | None, storage: str | None) -> None:
     click.echo(f"trial {trial_number} of '{loaded.name}' stops at its next report (it ends PRUNED)")
 
 
+@cli.command("kill")
+@click.argument("study")
+@click.argument("trial", type=click.IntRange(min=0))
+@_storage_option
+def kill(study: str, trial: int, storage: str | None) -> None:
+    """End running trial TRIAL now, wherever it runs: FAILED (killed), not re-run. (`stop
+    STUDY --trial N` lets it stop at its next report, PRUNED, keeping its curve.)"""
+    import hypersearch as hs
+
+    loaded = _load(study, storage)
+    try:
+        loaded.kill_trial(trial)
+    except hs.HypersearchError as error:
+        _fail_usage(str(error))
+    click.echo(f"trial {trial} of '{loaded.name}' is ended within a few seconds by the worker "
+               "running it (FAILED, killed)")
+
+
 @cli.command("dashboard")
 @_storage_option
 @click.option("--host", default="127.0.0.1", show_default=True,

@@ -214,7 +214,7 @@ class _Worker:
     to_child: int
     from_child: int
     trial: FrozenTrial | None = None
-    cancelled: str | None = None  # why the driver killed it
+    cancelled: tuple[str, str] | None = None  # (failure reason, detail) the driver killed it for
     started: float = 0.0  # time.monotonic() when its trial was sent
     timed_out: bool = False  # killed for running past the trial timeout
     ready: bool = False  # the child has loaded the objective
@@ -302,8 +302,18 @@ class ProcessPoolExecutor:
         """Kill the workers running trials; their trials end as ``interrupted``."""
         for worker in self._workers:
             if worker.trial is not None and worker.cancelled is None:
-                worker.cancelled = reason
+                worker.cancelled = (FailureReason.INTERRUPTED.value, reason)
                 worker.process.kill()
+
+    def cancel_trial(self, number: int, detail: str) -> bool:
+        """Kill the child running trial `number` (it is replaced); FAILED ``killed``."""
+        for worker in self._workers:
+            if worker.trial is not None and worker.trial.number == number and (
+                    worker.cancelled is None):
+                worker.cancelled = (FailureReason.KILLED.value, detail)
+                worker.process.kill()
+                return True
+        return False
 
     def next_worker(self) -> str:
         worker = next(w for w in self._workers if w.ready and w.trial is None)
@@ -427,7 +437,7 @@ class ProcessPoolExecutor:
         if worker.trial is None:
             return []
         if worker.cancelled is not None:
-            reason, detail = FailureReason.INTERRUPTED.value, worker.cancelled
+            reason, detail = worker.cancelled
         elif worker.timed_out:
             reason = FailureReason.TIMEOUT.value
             detail = f"the objective ran past trial_timeout={self.trial_timeout:g} s and was killed"

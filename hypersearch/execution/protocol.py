@@ -18,6 +18,9 @@ Rules every executor keeps (tests/test_executor_contract.py checks them on each 
 - A trial running past `setup.trial_timeout` is ended the same way and comes back FAILED
   ``timeout`` (in-process executors cannot stop a running call: they warn instead).
 - Reports and logs of a running trial go to `setup.sink` (`report_metrics`, `append_logs`).
+- An executor that can end one trial has `cancel_trial(number, detail)`: the trial comes back
+  FAILED ``killed`` (its process group or child ended as by `cancel`); False when it runs
+  no such trial.
 - `next_worker()` names where the next submitted trial will run ("host:pid"), stored with it;
   an executor that shares out GPUs also has `next_gpus()`, the GPU indices it will get.
 """

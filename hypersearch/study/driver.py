@@ -325,6 +325,7 @@ def run(
     goals = _Goals(study, definition, stop)
     last_summary = last_refresh = time.monotonic()
     claimed_here = 0
+    killed: set[int] = set()  # trials this run was asked to kill and handed to the executor
     unwritten: list[Finished] = []  # results handed back by the executor, not yet recorded
     unsubmitted: list[FrozenTrial] = []  # claimed, not yet handed to the executor
     gate = _InterruptGate()
@@ -398,6 +399,7 @@ def run(
             if now - last_refresh >= REFRESH_EVERY:  # a budget set elsewhere holds at once
                 last_refresh = now
                 study.refresh()
+                _kill_asked(study, running_executor, killed)
             if now - last_summary >= SUMMARY_EVERY:  # other workers' progress, for all to see
                 last_summary = now
                 summary = study.summary()
@@ -426,6 +428,18 @@ def run(
         progress.close(stop.reason)
     log.info("study %r stopped: %s", study.name, stop.reason)
     return stop.reason, claimed_here
+
+
+def _kill_asked(study: Study, executor: Executor, killed: set[int]) -> None:
+    """End the running trials `hypersearch kill` asked for, where the executor can."""
+    cancel = getattr(executor, "cancel_trial", None)
+    if cancel is None:
+        return  # the stop request stops them at their next report instead
+    asked = set(study._stop_trials_asked("kill_trials")) - killed
+    for trial in executor.running():
+        if trial.number in asked and cancel(trial.number, "killed on request (hypersearch kill)"):
+            killed.add(trial.number)
+            log.warning("trial %d killed on request", trial.number)
 
 
 class _Goals:

@@ -194,8 +194,19 @@ class Study:
         )
         return Scheduling(scheduler, view, self._hand_over, requests)
 
-    def _stop_trials_asked(self) -> list[int]:
-        return [int(n) for n in self._document().get("control", {}).get("stop_trials", ())]
+    def _stop_trials_asked(self, key: str = "stop_trials") -> list[int]:
+        return [int(n) for n in self._document().get("control", {}).get(key, ())]
+
+    def kill_trial(self, number: int) -> None:
+        """Ask the worker running trial `number` (any process, any machine) to end it now:
+        its process is ended (SIGTERM, SIGKILL after the grace) within about two seconds and
+        the trial ends FAILED ``killed``, not re-run. A trial running inside its driver's
+        own process (n_jobs=1, a Python objective) cannot be ended safely: it stops at its
+        next report instead, PRUNED."""
+        self.stop_trial(number)  # the fallback, and the checks
+        running = {t.number for t in self.storage.get_trials(self.id, [TrialState.RUNNING])}
+        asked = sorted({*self._stop_trials_asked("kill_trials"), number} & running)
+        self._set_control(kill_trials=asked)
 
     def stop_trial(self, number: int) -> None:
         """Ask the worker running trial `number` (any process, any machine) to stop it: the

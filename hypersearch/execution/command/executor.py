@@ -186,6 +186,15 @@ class CommandExecutor:
             elif run.proc is not None and run.proc.term_at is not None:
                 self._terminate(run)  # stopped and listening: no more waiting for it
 
+    def cancel_trial(self, number: int, detail: str) -> bool:
+        """End running trial `number` (SIGTERM, SIGKILL after the grace); FAILED ``killed``."""
+        for run in self._runs:
+            if run.claimed.number == number and run.kill_reason is None:
+                run.kill_reason = (FailureReason.KILLED.value, detail)
+                self._terminate(run)
+                return True
+        return False
+
     def _free_slot(self) -> int:
         """The lowest slot no running trial holds (a slot frees when its trial ends)."""
         taken = {run.slot for run in self._runs}
