@@ -393,3 +393,70 @@ def test_kill_refuses_a_trial_that_is_not_running(workdir: Path) -> None:
     assert done.returncode == 2 and "trial 0 is COMPLETE, not RUNNING" in done.stderr
     missing = _hs(["kill", "done", "7", "--storage", url], workdir)
     assert missing.returncode == 2 and "has no trial 7" in missing.stderr
+
+
+FLAKY_MACHINE = """
+import os
+
+def f(params):
+    if os.environ.get("BROKEN_GPU"):
+        raise RuntimeError("CUDA error: no kernel image is available for execution")
+    import time
+    time.sleep(0.05)
+    return params["x"]
+"""
+
+
+def test_a_worker_whose_trials_keep_failing_quarantines_itself(workdir: Path) -> None:
+    """Issue 11, worker health: a worker on a broken machine fails every trial while another
+    completes them; after 5 failures in a row it stops taking the study's trials, records why
+    (listed by `workers`), and `workers --lift` lifts it. The budget is still spent exactly."""
+    import os
+
+    (workdir / "flaky.py").write_text(FLAKY_MACHINE)
+    url = f"sqlite:///{workdir}/hs.db"
+    _create(url, workdir, "node", {"x": hs.uniform(0, 1)}, objective="flaky:f", max_trials=60,
+            strategy="random", retries=0)
+    good = _start_worker(["--storage", url, "--study", "node"], workdir)
+    time.sleep(1.5)  # the good worker completes trials first
+    broken = subprocess.run(
+        [PY, "-m", "hypersearch.cli.main", "worker", "--storage", url, "--study", "node"],
+        cwd=workdir, text=True, capture_output=True, timeout=120,
+        env={**os.environ, "BROKEN_GPU": "1"})
+    assert broken.returncode == 0, broken.stderr
+    assert "quarantines itself for study 'node'" in broken.stderr, broken.stderr
+    assert "CUDA error" in broken.stderr
+    _finish([good])
+    study = hs.load_study("node", url)
+    failed = [t for t in study.trials if t.state is TrialState.FAILED]
+    assert len(failed) == 5, "it stopped after five failures in a row"
+    assert study.summary().n_trials == 60
+    (entry,) = study.quarantined().values()
+    shown = _hs(["workers", "node", "--storage", url], workdir)
+    assert f"quarantined: {entry['process']}" in shown.stderr
+    lifted = _hs(["workers", "node", "--storage", url, "--lift", entry["process"]], workdir)
+    assert lifted.returncode == 0 and entry["process"] in lifted.stdout
+    assert hs.load_study("node", url).quarantined() == {}
+    again = _hs(["workers", "node", "--storage", url, "--lift", "nobody:1"], workdir)
+    assert again.returncode == 2 and "no quarantined worker 'nobody:1'" in again.stderr
+
+
+def test_breaker_counts_only_failures_that_say_something_about_the_machine() -> None:
+    from hypersearch.study.health import Breaker
+    from hypersearch.trial import Outcome
+
+    def failed(reason: str) -> Outcome:
+        return Outcome(TrialState.FAILED, failure_reason=reason)
+
+    breaker = Breaker(trips_after=3, within=10.0)
+    assert not breaker.observe(failed("error"), now=0.0)
+    assert not breaker.observe(failed("killed"), now=1.0), "asked for: not counted"
+    assert not breaker.observe(failed("interrupted"), now=1.5)
+    assert not breaker.observe(failed("exit_code"), now=2.0)
+    assert breaker.observe(failed("crashed"), now=3.0), "three in a row within 10 s"
+    assert not breaker.observe(Outcome(TrialState.COMPLETE, 1.0), now=4.0), "a success resets"
+    for t in (5.0, 6.0):
+        assert not breaker.observe(failed("error"), now=t)
+    slow = Breaker(trips_after=3, within=10.0)
+    assert not any(slow.observe(failed("error"), now=t) for t in (0.0, 6.0, 12.0)), (
+        "spread over more than 10 s: no trip")

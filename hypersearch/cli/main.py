@@ -696,12 +696,25 @@ def enqueue(study: str, params_json: str, storage: str | None) -> None:
 
 @cli.command("workers")
 @click.argument("study")
+@click.option("--lift", "lift", default=None, metavar="HOST:PID|all",
+              help="lift the quarantine of this worker process (or of all)")
 @_storage_option
-def workers(study: str, storage: str | None) -> None:
-    """List the processes (drivers and workers) that ran trials of a study."""
+def workers(study: str, lift: str | None, storage: str | None) -> None:
+    """List the processes (drivers and workers) that ran trials of a study, and the workers
+    that quarantined themselves (their trials kept failing while others' completed)."""
     from hypersearch.study.read import workers as read_workers
 
     loaded = _load(study, storage)
+    if lift is not None:
+        lifted = loaded.lift_quarantine(None if lift == "all" else lift)
+        if not lifted:
+            _fail_usage(f"no quarantined worker {lift!r} in study '{loaded.name}'; "
+                        "see them with: hypersearch workers " + shlex.quote(loaded.name))
+        click.echo("lifted the quarantine of " + ", ".join(lifted))
+        return
+    for entry in loaded.quarantined().values():
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(entry["since"])))
+        click.echo(f"quarantined: {entry['process']} since {since}: {entry['reason']}", err=True)
     rows = read_workers(loaded.storage, loaded.name)
     if not rows:
         click.echo(f"no trial of '{loaded.name}' has run yet")

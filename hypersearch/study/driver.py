@@ -21,6 +21,7 @@ from hypersearch.execution.executors import Finished
 from hypersearch.execution.leases import LeaseKeeper, sweep
 from hypersearch.execution.protocol import Executor, TrialSetup, make_executor
 from hypersearch.storage.base import make_owner
+from hypersearch.study.health import Breaker, others_succeed, process_name
 from hypersearch.study.progress import Progress, choose_style
 from hypersearch.study.scheduling import Scheduling, settle_pruned
 from hypersearch.study.schema import jobs_here
@@ -326,6 +327,7 @@ def run(
     last_summary = last_refresh = time.monotonic()
     claimed_here = 0
     killed: set[int] = set()  # trials this run was asked to kill and handed to the executor
+    breaker = Breaker()
     unwritten: list[Finished] = []  # results handed back by the executor, not yet recorded
     unsubmitted: list[FrozenTrial] = []  # claimed, not yet handed to the executor
     gate = _InterruptGate()
@@ -385,6 +387,8 @@ def run(
                 goals.observe(outcome, stop)
                 goals.resource(stop)
                 progress.finished(finished)
+                if breaker.observe(outcome) and others_succeed(study, process_owner()):
+                    _quarantine(study, breaker, outcome, stop)
                 if outcome.state is TrialState.FAILED:
                     failures += 1
                     log.info(
@@ -428,6 +432,18 @@ def run(
         progress.close(stop.reason)
     log.info("study %r stopped: %s", study.name, stop.reason)
     return stop.reason, claimed_here
+
+
+def _quarantine(study: Study, breaker: Breaker, outcome: Outcome, stop: _Stop) -> None:
+    detail = (outcome.failure_detail or "").strip().splitlines()
+    why = (f"its last {breaker.trips_after} trials failed within {breaker.within:g} s while "
+           f"other workers' trials completed (the last: {outcome.failure_reason}"
+           + (f": {detail[-1][:200]}" if detail else "") + ")")
+    study.quarantine(process_owner(), why)
+    log.error("this worker quarantines itself for study %r: %s; lift with: hypersearch "
+              "workers %s --lift %s", study.name, why, study.name,
+              process_name(process_owner()))
+    stop.set("quarantined: " + why)
 
 
 def _kill_asked(study: Study, executor: Executor, killed: set[int]) -> None:

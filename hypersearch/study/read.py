@@ -28,6 +28,7 @@ from hypersearch.space.distributions import Choice, Float, Integer
 from hypersearch.storage import Storage, get_storage
 from hypersearch.storage.base import LogLine
 from hypersearch.storage.queries import Note, TrialOutline, TrialQuery
+from hypersearch.study.health import process_name
 from hypersearch.study.study import load_study
 from hypersearch.trial import FrozenTrial, TrialState
 
@@ -513,8 +514,7 @@ def workers(storage: Storage | str, name: str) -> list[WorkerRow]:
     grouped: dict[str, list[TrialOutline]] = {}
     for outline in store.trial_outlines(record.id):
         if outline.owner:
-            host, _, rest = outline.owner.partition(":")
-            grouped.setdefault(f"{host}:{rest.partition(':')[0]}", []).append(outline)
+            grouped.setdefault(process_name(outline.owner), []).append(outline)
     rows = []
     for process, ran in grouped.items():
         states = [o.state for o in ran]

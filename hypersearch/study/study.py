@@ -138,6 +138,30 @@ class Study:
         self._leases.definition = fresh
         return True
 
+    def quarantined(self) -> dict[str, dict[str, Any]]:
+        """{lease owner: {"process", "since", "reason"}} of the worker processes that
+        quarantined themselves for this study (hypersearch.study.health)."""
+        return dict(self._document().get("control", {}).get("quarantined", {}))
+
+    def quarantine(self, owner: str, reason: str) -> None:
+        from hypersearch.study.health import process_name
+
+        entry = {"process": process_name(owner), "since": time.time(), "reason": reason}
+        self._set_control(quarantined={**self.quarantined(), owner: entry})
+
+    def lift_quarantine(self, process: str | None = None) -> list[str]:
+        """Lift the quarantine of worker `process` ("host:pid"; every one when None); the
+        processes lifted."""
+        kept, lifted = {}, []
+        for owner, entry in self.quarantined().items():
+            if process is None or entry.get("process") == process:
+                lifted.append(str(entry.get("process")))
+            else:
+                kept[owner] = entry
+        if lifted:
+            self._set_control(quarantined=kept)
+        return lifted
+
     def request_stop(self) -> None:
         """Ask every worker of this study (any process, any machine) to stop soon. The request
         ends the runs going on now; the next run clears it."""

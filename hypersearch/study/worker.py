@@ -34,9 +34,13 @@ POLL_SECONDS = 1.0  # between looks for new work while idle (with jitter: worker
 def has_work(study: Study) -> bool:
     """Whether `study` has trials to hand out now: queued ones, or budget left (a search
     without a budget always has). A grid that is used up shows only when claimed."""
+    from hypersearch.study.driver import process_owner
+
     study.refresh()
     if study.stop_requested() or not runs_anywhere(study):
         return False
+    if process_owner() in study.quarantined():
+        return False  # until lifted (hypersearch workers STUDY --lift HOST:PID)
     summary = study.summary()
     if summary.counts.get(TrialState.WAITING.value, 0):
         return True
