@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hypersearch")
 POLL_SECONDS = 1.0  # between looks for new work while idle (with jitter: workers spread out)
 
+
 def has_work(study: Study) -> bool:
     """Whether `study` has trials to hand out now: queued ones, or budget left (a search
     without a budget always has). A grid that is used up shows only when claimed."""
@@ -47,10 +48,12 @@ def has_work(study: Study) -> bool:
     budget = study.definition.max_trials
     return budget is None or summary.n_trials < budget
 
+
 def runs_anywhere(study: Study) -> bool:
     """Whether any process can run `study` from its definition alone (a command or an
     importable objective; not an in-process function, not an ask/tell study)."""
     return study.definition.objective_kind in ("command", "python")
+
 
 def run_worker(
     storage: str | Storage | None,
@@ -112,17 +115,21 @@ def run_worker(
         opened_study.close()
     return ran
 
+
 def _fair_order(names: list[str], ran: dict[str, int]) -> list[str]:
     """Studies this worker served least first (ties in storage order)."""
     return sorted(names, key=lambda n: ran.get(n, 0))
+
 
 def _slots(study: Study, slots: int | None) -> int:
     from hypersearch.study.schema import jobs_here
 
     return slots if slots is not None else jobs_here(study.definition.n_jobs)
 
+
 def _tuple(gpus: Sequence[int] | None) -> tuple[int, ...] | None:
     return None if gpus is None else tuple(gpus)
+
 
 def _serve(study: Study, here: Here, verbose: bool) -> int:
     """Run `study`'s stored objective under this worker's settings; trials started."""
