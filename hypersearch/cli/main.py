@@ -613,15 +613,17 @@ def _revise(study: Any, changes: dict[str, Any]) -> None:
 @cli.command("worker")
 @_storage_option
 @click.option("--study", "study_name", default=None, metavar="NAME",
-              help="serve this study (default with --all: every study with work left)")
+              help="serve this study")
 @click.option("--all", "all_studies", is_flag=True,
               help="serve every study that has budget left, in turn")
-@click.option("--slots", type=SettingType(BY_NAME["n_jobs"]), default=None,
-              help="trials at once on this machine (default: the study's n_jobs)")
+@click.option("--slots", type=SettingType(BY_NAME["n_jobs"]), default=None, metavar="N",
+              help="trials at once on this machine (default: the study's n_jobs; -1: one per "
+                   "core)")
 @click.option("--gpus", type=SettingType(BY_NAME["gpus"]), default=None, metavar="0,1",
               help="this machine's GPUs to share out among trials (CUDA_VISIBLE_DEVICES)")
-@click.option("--gpus-per-trial", type=SettingType(BY_NAME["gpus_per_trial"]), default=None)
-@click.option("--max-trials-here", type=click.IntRange(min=1), default=None,
+@click.option("--gpus-per-trial", type=SettingType(BY_NAME["gpus_per_trial"]), default=None,
+              metavar="N", help="GPUs each trial gets (needs --gpus)")
+@click.option("--max-trials-here", type=click.IntRange(min=1), default=None, metavar="K",
               help="leave after running this many trials")
 @click.option("--idle-exit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="wait this long for new work (a raised budget, queued trials) before "
@@ -662,8 +664,10 @@ def worker(
 @click.argument("study")
 @setting_options(("storage", *MUTABLE_SETTINGS), defaults=False)
 def set_settings(study: str, storage: str | None, **options: Any) -> None:
-    """Change a study's settings while it runs (e.g. --max-trials 200 --parallel 4): stored as
-    a revision; every driver and worker serving it reads the change within seconds."""
+    """Change a study's settings while it runs, for example --max-trials 200 --parallel 4.
+
+    The change is stored as a revision; every driver and worker serving the study reads it
+    within seconds."""
     loaded = _load(study, storage)
     changes = given(options, MUTABLE_SETTINGS)
     if not changes:
