@@ -64,6 +64,19 @@ class PostgresServer:
         assert error is not None
         raise error
 
+    def connections(self, url: str) -> int:
+        """Client connections open on the database of `url`, not counting the one asking."""
+        import sqlalchemy as sa
+
+        database = sa.engine.make_url(url).database
+        with self.admin() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchone()
+        return int(row[0])
+
     def url_for(self, database: str) -> str:
         return self.url.set(database=database).render_as_string(hide_password=False)
 

@@ -34,19 +34,6 @@ def _by_number(history: Any, number: int) -> dict[str, int]:
     return {"x": number}
 
 
-def _connections(server: PostgresServer, url: str) -> int:
-    """Client connections open on the database of `url`, not counting the one asking."""
-    import sqlalchemy as sa
-
-    database = sa.engine.make_url(url).database
-    with server.admin() as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (database,),
-        ).fetchone()
-    return int(row[0])
-
-
 def _write_a_trial(storage: Any, study_id: int) -> None:
     trial = storage.claim(
         study_id, "o", propose=_by_number, uses_history=True, max_trials=None, lease_seconds=600
@@ -79,7 +66,7 @@ def test_defect_101st_study_does_not_exhaust_postgres_connections(
             trial = study.ask()
             study.tell(trial, 0.5)
             studies.append(study)
-        assert _connections(postgres_server, postgres_url) <= POOL_BOUND
+        assert postgres_server.connections(postgres_url) <= POOL_BOUND
         assert len({id(study.storage._shared) for study in studies}) == 1, "one pool per URL"
         assert all(s.trials[0].state is TrialState.COMPLETE for s in studies[::50])
     finally:
@@ -96,16 +83,16 @@ def test_defect_many_storages_on_one_url_share_one_bounded_pool(
         for index, storage in enumerate(storages):
             record, _ = storage.create_study(f"s{index}", "minimize", "loss", None, {})
             _write_a_trial(storage, record.id)
-        assert _connections(postgres_server, postgres_url) <= POOL_BOUND
+        assert postgres_server.connections(postgres_url) <= POOL_BOUND
         assert len({id(s._shared) for s in storages}) == 1  # type: ignore[attr-defined]
     finally:
         for storage in storages:
             storage.close()
     # the last user closed the pool: its idle connections are gone
     deadline = time.monotonic() + 5
-    while _connections(postgres_server, postgres_url) and time.monotonic() < deadline:
+    while postgres_server.connections(postgres_url) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _connections(postgres_server, postgres_url) == 0
+    assert postgres_server.connections(postgres_url) == 0
 
 
 def test_defect_idle_pool_is_released_when_its_storages_are_collected(tmp_path: Any) -> None:

@@ -70,18 +70,6 @@ def url(request: pytest.FixtureRequest, workdir: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
-def _connections(url: str) -> int:
-    """Connections open on the PostgreSQL database of `url` (other than the asking one)."""
-    engine = sa.create_engine(sa.engine.make_url(url).set(drivername="postgresql+psycopg"))
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()")).scalar_one())
-    finally:
-        engine.dispose()
-
-
 def _create(url: str, workdir: Path, name: str, space: Any, **settings: Any) -> hs.Study:
     return hs.create_study(space, name=name, storage=url, **settings)
 
@@ -95,7 +83,9 @@ def _check_invariants(study: hs.Study, charged: int) -> list[hs.FrozenTrial]:
     return trials
 
 
-def test_eight_workers_share_one_budget_exactly(url: str, workdir: Path) -> None:
+def test_eight_workers_share_one_budget_exactly(
+    url: str, workdir: Path, request: pytest.FixtureRequest
+) -> None:
     study = _create(url, workdir, "budget", {"x": hs.uniform(0, 1)}, objective="wobj:f",
                     max_trials=80, strategy="random")
     study.storage.close()
@@ -112,7 +102,8 @@ def test_eight_workers_share_one_budget_exactly(url: str, workdir: Path) -> None
     assert len({t.owner for t in trials}) >= 2, "the workers shared the study"
     reopened.storage.close()
     if url.startswith("postgresql"):
-        assert _connections(url) == 0, "a connection outlived its worker"
+        server = request.getfixturevalue("postgres_server")
+        assert server.connections(url) == 0, "a connection outlived its worker"
 
 
 def test_eight_workers_run_each_grid_point_once(url: str, workdir: Path) -> None:

@@ -351,14 +351,11 @@ class Space:
             return False
         if isinstance(node, Mapping_):
             keys = {k for k, _ in node.items}
-            if not isinstance(values, Mapping) or set(values) != keys:
-                given = set(values) if isinstance(values, Mapping) else set()
-                missing, extra = sorted(keys - given), sorted(given - keys, key=str)
-                why.append(("missing " + ", ".join(map(repr, missing)) if missing else "")
-                           + ("; " if missing and extra else "")
-                           + ("not in the space: " + ", ".join(map(repr, extra)) if extra
-                              else "")
-                           if isinstance(values, Mapping) else f"{values!r} is not a mapping")
+            if not isinstance(values, Mapping):
+                why.append(f"{values!r} is not a mapping")
+                return False
+            if set(values) != keys:
+                why.append(_keys_differ(keys, set(values)))
                 return False
             return all(self._match(child, values[key], out, why) for key, child in node.items)
         if isinstance(node, Seq):
@@ -410,6 +407,16 @@ class Space:
             for part in combo:
                 merged.update(part)
             yield merged
+
+
+def _keys_differ(keys: set[Any], given: set[Any]) -> str:
+    """Why a mapping's keys do not match the space's: "missing 'x'; not in the space: 'y'"."""
+    parts = []
+    if keys - given:
+        parts.append("missing " + ", ".join(map(repr, sorted(keys - given, key=str))))
+    if given - keys:
+        parts.append("not in the space: " + ", ".join(map(repr, sorted(given - keys, key=str))))
+    return "; ".join(parts)
 
 
 def _param_grid(param: Param, resolution: int | None) -> list[Any]:

@@ -9,6 +9,7 @@ count (and stay within its budget); the database sound (SQLite quick_check).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,7 @@ def check(study: Study) -> Checkup:
     numbers = [t.number for t in trials]
     if numbers != list(range(len(numbers))):
         missing = sorted(set(range(max(numbers, default=-1) + 1)) - set(numbers))
-        twice = sorted({n for n in numbers if numbers.count(n) > 1})
+        twice = sorted(n for n, count in Counter(numbers).items() if count > 1)
         found.problems.append(
             "trial numbers are not dense and unique"
             + (f"; missing {_numbers(missing)}" if missing else "")

@@ -402,8 +402,8 @@ def run(
             now = time.monotonic()
             if now - last_refresh >= REFRESH_EVERY:  # a budget set elsewhere holds at once
                 last_refresh = now
-                study.refresh()
-                _kill_asked(study, running_executor, killed)
+                control = study.refresh()
+                _kill_asked(control, running_executor, killed)
             if now - last_summary >= SUMMARY_EVERY:  # other workers' progress, for all to see
                 last_summary = now
                 summary = study.summary()
@@ -446,12 +446,13 @@ def _quarantine(study: Study, breaker: Breaker, outcome: Outcome, stop: _Stop) -
     stop.set("quarantined: " + why)
 
 
-def _kill_asked(study: Study, executor: Executor, killed: set[int]) -> None:
-    """End the running trials `hypersearch kill` asked for, where the executor can."""
+def _kill_asked(control: dict[str, Any], executor: Executor, killed: set[int]) -> None:
+    """End the running trials `hypersearch kill` asked for (the study's stored `control`),
+    where the executor can."""
     cancel = getattr(executor, "cancel_trial", None)
     if cancel is None:
         return  # the stop request stops them at their next report instead
-    asked = set(study._stop_trials_asked("kill_trials")) - killed
+    asked = {int(n) for n in control.get("kill_trials", ())} - killed
     for trial in executor.running():
         if trial.number in asked and cancel(trial.number, "killed on request (hypersearch kill)"):
             killed.add(trial.number)

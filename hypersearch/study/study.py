@@ -123,12 +123,14 @@ class Study:
             log.info("study %r revised: %s", self.name, changes)
         return changes
 
-    def refresh(self) -> bool:
+    def refresh(self) -> dict[str, Any]:
         """Read the stored definition again: another process (``hypersearch set``, the
-        dashboard, another worker's resume) may have revised it. True when it changed."""
+        dashboard, another worker's resume) may have revised it. Returns the stored control
+        read with it (stop, stop_trials, kill_trials, quarantined): one read for both."""
         document = self._document()
+        control = dict(document.get("control", {}))
         if len(document.get("revisions") or ()) == len(self._definition.revisions):
-            return False
+            return control
         fresh = StudyDefinition.from_document(document, self.space)
         same_strategy = all(fresh.settings[k] == self._definition.settings[k]
                             for k in ("strategy", "strategy_options", "seed"))
@@ -136,7 +138,7 @@ class Study:
             fresh = fresh.with_sampler(self._definition._sampler)  # keep its warm caches
         self._definition = fresh
         self._leases.definition = fresh
-        return True
+        return control
 
     def quarantined(self) -> dict[str, dict[str, Any]]:
         """{lease owner: {"process", "since", "reason"}} of the worker processes that
@@ -218,24 +220,26 @@ class Study:
         )
         return Scheduling(scheduler, view, self._hand_over, requests)
 
-    def _stop_trials_asked(self, key: str = "stop_trials") -> list[int]:
-        return [int(n) for n in self._document().get("control", {}).get(key, ())]
+    def _stop_trials_asked(self) -> list[int]:
+        return [int(n) for n in self._document().get("control", {}).get("stop_trials", ())]
 
     def kill_trial(self, number: int) -> None:
         """Ask the worker running trial `number` (any process, any machine) to end it now:
         its process is ended (SIGTERM, SIGKILL after the grace) within about two seconds and
         the trial ends FAILED ``killed``, not re-run. A trial running inside its driver's
         own process (n_jobs=1, a Python objective) cannot be ended safely: it stops at its
-        next report instead, PRUNED."""
-        self.stop_trial(number)  # the fallback, and the checks
-        running = {t.number for t in self.storage.get_trials(self.id, [TrialState.RUNNING])}
-        asked = sorted({*self._stop_trials_asked("kill_trials"), number} & running)
-        self._set_control(kill_trials=asked)
+        next report instead, PRUNED (the stop request is made too, for that case)."""
+        self._ask_about(number, ("stop_trials", "kill_trials"))
 
     def stop_trial(self, number: int) -> None:
         """Ask the worker running trial `number` (any process, any machine) to stop it: the
         trial stops at its next report and ends PRUNED with its curve kept, as if a scheduler
         had stopped it. A trial that reports nothing runs to its end."""
+        self._ask_about(number, ("stop_trials",))
+
+    def _ask_about(self, number: int, lists: Sequence[str]) -> None:
+        """Add running trial `number` to the stored control's `lists` (dropping trials that
+        no longer run), in one write."""
         found = self.storage.get_trial(self.id, number)
         if found is None:
             raise HypersearchError(f"study {self.name!r} has no trial {number}")
@@ -245,8 +249,11 @@ class Study:
                 "can be stopped"
             )
         running = {t.number for t in self.storage.get_trials(self.id, [TrialState.RUNNING])}
-        asked = sorted({*self._stop_trials_asked(), number} & running)
-        self._set_control(stop_trials=asked)
+        control = self._document().get("control", {})
+        self._set_control(**{
+            key: sorted({*(int(n) for n in control.get(key, ())), number} & running)
+            for key in lists
+        })
 
     def checkpoints(self) -> Any:
         """Where this study's trials keep checkpoints (a `CheckpointLayout`)."""

@@ -37,10 +37,10 @@ def has_work(study: Study) -> bool:
     without a budget always has). A grid that is used up shows only when claimed."""
     from hypersearch.study.driver import process_owner
 
-    study.refresh()
-    if study.stop_requested() or not runs_anywhere(study):
+    control = study.refresh()
+    if control.get("stop") or not runs_anywhere(study):
         return False
-    if process_owner() in study.quarantined():
+    if process_owner() in control.get("quarantined", {}):
         return False  # until lifted (hypersearch workers STUDY --lift HOST:PID)
     summary = study.summary()
     if summary.counts.get(TrialState.WAITING.value, 0):

@@ -721,9 +721,9 @@ class SQLStorage(Storage):
                     self._write_fields(conn, trial_id, "params.", json.loads(values["b_params"]))
                 self._write_fields(conn, trial_id, "metrics.", json.loads(values["b_metrics"]))
             # a retry after a dropped connection may find our own write already committed
-            # (fields included: one transaction): that is a success, not a lost lease
-            # no study lock here (live views count finished trials instead: activity), so
-            # finishes never wait on other workers' claims
+            # (fields included: one transaction): that is a success, not a lost lease. No
+            # study-row lock here (live views count finished trials: activity), so a finish
+            # never waits on other workers' claims.
             return written or (
                 tries > 1 and self._holds_outcome(conn, trial_id, owner, epoch, outcome)
             )
@@ -736,13 +736,10 @@ class SQLStorage(Storage):
         """Index a trial's parameters or final metrics as stored (schema.trial_fields);
         returns `trial_id`."""
         rows = field_rows(prefix, values)
-        statement = _INSERT_FIELDS["sqlite" if self._sqlite else "postgresql"]
-        if not rows:
-            pass
-        elif self._sqlite:  # a native executemany: no round trips
-            conn.execute(statement, [{"trial_id": trial_id, **row} for row in rows])
-        else:
-            conn.execute(statement, {"trial_id": trial_id, **{
+        if rows and self._sqlite:  # a native executemany: no round trips
+            conn.execute(_INSERT_FIELDS["sqlite"], [{"trial_id": trial_id, **row} for row in rows])
+        elif rows:
+            conn.execute(_INSERT_FIELDS["postgresql"], {"trial_id": trial_id, **{
                 key: [row[key] for row in rows] for key in ("field", "value_num", "value_text")}})
         return trial_id
 
@@ -1136,44 +1133,39 @@ class SQLStorage(Storage):
 
     # -- reads for the dashboard and the CLI ---------------------------------------------------
 
-    def _field(self, name: str, study_id: int, joins: list[tuple[Any, Any]]
-               ) -> tuple[Any, list[Any]] | None:
-        """(numeric expression for ranges, expressions to order by) of a query field; the
-        first of several order expressions is NULL exactly where a trial lacks the field.
-        A field read from another table adds its outer join to `joins`."""
-        if name.startswith(("params.", "metrics.")):  # trial_fields (0005): no JSON parsed
+    def _field(self, name: str, study_id: int, joins: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+        """(numeric expression for ranges, or None; expression to order by) of a query field.
+        A parameter or metric is read from trial_fields (0005: no JSON parsed): its outer
+        join goes to `joins`, and pages sorted by it are read by `_walk_field`."""
+        if name.startswith(("params.", "metrics.")):
             found = trial_fields.alias(f"field_{len(joins)}")
             joins.append((found, sa.and_(found.c.trial_id == trials.c.id,
                                          found.c.study_id == study_id,
                                          found.c.field == name)))
-            # Python's str order is code point order: SQLite's BINARY, PostgreSQL's "C"
-            text = found.c.value_text if self._sqlite else found.c.value_text.collate("C")
-            return found.c.value_num, [found.c.trial_id, found.c.value_num.is_(None),
-                                       found.c.value_num, text]  # numbers, then text
+            return found.c.value_num, found.c.value_num
         if name == "number":
-            return trials.c.number, [trials.c.number]
+            return trials.c.number, trials.c.number
         if name == "state":
-            return None, [trials.c.state]
+            return None, trials.c.state
         if name == "value":
             value = sa.func.nullif(trials.c.value, sa.literal(math.nan, sa.Float))
-            return value, [value] if not self._sqlite else [trials.c.value]
+            return value, value if not self._sqlite else trials.c.value
         if name == "duration":
             duration = trials.c.finished_at - trials.c.started_at
-            return duration, [duration]
+            return duration, duration
         raise ValueError(f"unknown trial field {name!r}")
 
     def query_trials(self, study_id: int, query: TrialQuery) -> tuple[list[FrozenTrial], int]:
         filtered: list[tuple[Any, Any]] = []  # the joins the ranges need
         ranges = [(self._field(f, study_id, filtered), lo, hi) for f, lo, hi in query.ranges]
-        if any(found is None or found[0] is None for found, _, _ in ranges):
+        if any(numeric is None for (numeric, _), _, _ in ranges):  # e.g. state: not a number
             return select_trials(self.get_trials(study_id, query.states or None), query)
         where = [trials.c.study_id == study_id]
         if query.states:
             where.append(trials.c.state.in_([s.value for s in query.states]))
         if query.numbers:  # at most MAX_SERIES_TRIALS numbers: under every bound-parameter limit
             where.append(trials.c.number.in_(list(query.numbers)))
-        for found, low, high in ranges:
-            numeric = found[0]  # type: ignore[index]
+        for (numeric, _), low, high in ranges:
             where.append(numeric.is_not(None))
             if low is not None:
                 where.append(numeric >= low)
@@ -1208,13 +1200,11 @@ class SQLStorage(Storage):
 
     def _sorted_ids(self, study_id: int, query: TrialQuery, source: Any, where: list[Any]) -> Any:
         """The window of trial ids sorted by a column of the trial (number, value...)."""
-        sort = self._field(query.sort, study_id, [])
-        assert sort is not None
-        keys = sort[1] if len(sort[1]) == 1 else sort[1][1:]
+        _, key = self._field(query.sort, study_id, [])
         order: list[Any] = []
         if query.sort != "number":  # trials without the field last, either way (a number
-            order.append(sort[1][0].is_(None))  # is never missing: its index serves it)
-        order += [e.desc() if query.descending else e.asc() for e in (*keys, trials.c.number)]
+            order.append(key.is_(None))  # is never missing: its index serves it)
+        order += [e.desc() if query.descending else e.asc() for e in (key, trials.c.number)]
         page = sa.select(trials.c.id).select_from(source).where(*where).order_by(*order)
         return page.offset(query.offset).limit(query.limit)
 
@@ -1230,6 +1220,7 @@ class SQLStorage(Storage):
                                                 found.c.study_id == study_id,
                                                 found.c.field == query.sort))
         direction = (lambda e: e.desc()) if query.descending else (lambda e: e.asc())
+        # Python's str order is code point order: SQLite's BINARY, PostgreSQL's "C"
         text = found.c.value_text if self._sqlite else found.c.value_text.collate("C")
         numbers = (sa.select(found.c.trial_id).select_from(with_field)
                    .where(*where, found.c.value_num.is_not(None))
