@@ -265,7 +265,7 @@ class Here:
     slots: int | None = None  # trials at once here (default: the study's n_jobs)
     gpus: tuple[int, ...] | None = None  # this machine's GPUs (default: the study's)
     gpus_per_trial: int | None = None
-    max_trials: int | None = None  # trials this worker runs before it leaves
+    max_trials: int | None = None  # trials this run starts (--max-trials-here, or a turn)
 
     def apply(self, definition: StudyDefinition) -> StudyDefinition:
         """`definition` as this machine runs it (checked: gpus_per_trial <= len(gpus))."""
@@ -352,7 +352,8 @@ def run(
                     stop.set("max_time reached")
                     break
                 if here.max_trials is not None and claimed_here >= here.max_trials:
-                    stop.set(f"this worker ran its {here.max_trials} trial(s) (max_trials_here)")
+                    stop.set(f"{here.max_trials} trial(s) run here (the worker's "
+                             "--max-trials-here, or its turn when it serves several studies)")
                     break
                 claimed = leases.claim(
                     study._propose,
