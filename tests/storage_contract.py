@@ -233,6 +233,21 @@ class StorageContract:
         assert [t.id for t in stored] == [t.id for t in trials]
         assert all(t.state is TrialState.RUNNING and t.owner == OWNER for t in stored)
 
+    def test_finish_records_where_a_trial_ran_when_only_the_end_says(
+        self, storage: Storage
+    ) -> None:
+        from hypersearch.storage.base import RanOn
+
+        study = new_study(storage)
+        kept, moved = (claimed(storage, study, worker="ray") for _ in range(2))
+        complete(storage, kept, 1.0)
+        assert storage.finish(moved.id, OWNER, moved.lease_epoch,  # type: ignore[arg-type]
+                              Outcome(TrialState.COMPLETE, 2.0),
+                              ran_on=RanOn("node-b/1234", "node-b:77", "1"))
+        first, second = storage.get_trials(study.id)
+        assert (first.host, first.worker, first.gpus) == (kept.host, "ray", None)
+        assert (second.host, second.worker, second.gpus) == ("node-b/1234", "node-b:77", "1")
+
     def test_studies_number_independently(self, storage: Storage) -> None:
         a, b = new_study(storage, "a"), new_study(storage, "b")
         assert [claimed(storage, a).number for _ in range(3)] == [0, 1, 2]

@@ -55,18 +55,20 @@ def _trial(number: int) -> FrozenTrial:
     return FrozenTrial(number=number, state=TrialState.RUNNING, flat_params={"x": 0.25 * number})
 
 
+def _command(objective: Any) -> hs.Command:
+    return hs.Command(
+        [sys.executable, "-c", "import sys, time; time.sleep(float(sys.argv[2])); "
+         "print('loss=%s' % sys.argv[1])", ":x:", "30" if objective is sleepy else "0"],
+    )
+
+
 EXECUTORS: dict[str, Callable[[Any, TrialSetup], Executor]] = {
     "inprocess": lambda objective, setup: make_executor(objective, "inprocess", setup),
     "process": lambda objective, setup: make_executor(objective, "process", setup),
-    "command": lambda objective, setup: make_executor(
-        hs.Command(
-            [sys.executable, "-c", "import sys, time; time.sleep(float(sys.argv[2])); "
-             "print('loss=%s' % sys.argv[1])", ":x:",
-             "30" if objective is sleepy else "0"],
-        ),
-        "auto",
-        setup,
-    ),
+    "command": lambda objective, setup: make_executor(_command(objective), "auto", setup),
+    # Ray tasks on a Ray started (and shut down) by the executor: Python and command trials
+    "ray": lambda objective, setup: make_executor(objective, "ray", setup),
+    "ray-command": lambda objective, setup: make_executor(_command(objective), "ray", setup),
 }
 
 
@@ -100,14 +102,14 @@ def test_every_submitted_trial_comes_back_exactly_once(kind: str) -> None:
         executor.close()
 
 
-@pytest.mark.parametrize("kind", ["process", "command"])
+@pytest.mark.parametrize("kind", ["process", "command", "ray", "ray-command"])
 def test_cancel_ends_running_trials_as_interrupted(kind: str) -> None:
     executor = EXECUTORS[kind](sleepy, _setup(2))
     try:
         _wait_idle(executor, 2)
         for number in range(2):
             executor.submit(_trial(number))
-        time.sleep(0.5)
+        time.sleep(0.5 if not kind.startswith("ray") else 3.0)  # Ray starts its workers
         assert {t.number for t in executor.running()} == {0, 1}
         executor.cancel("test says stop")
         done = _drain(executor, 2, seconds=20)
@@ -119,7 +121,7 @@ def test_cancel_ends_running_trials_as_interrupted(kind: str) -> None:
         executor.close()
 
 
-@pytest.mark.parametrize("kind", ["process", "command"])
+@pytest.mark.parametrize("kind", ["process", "command", "ray"])
 def test_trial_timeout_ends_a_trial_as_timeout(kind: str) -> None:
     setup = _setup(1, timeout=1.0)
     executor = EXECUTORS[kind](sleepy, setup)

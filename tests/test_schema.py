@@ -71,6 +71,7 @@ GOOD: dict[str, tuple[Any, list[str] | None, dict[str, Any]]] = {
     "max_failures": (2, ["2"], {}),
     "n_jobs": (2, ["2"], {}),
     "executor": ("process", ["process"], {}),
+    "resources_per_trial": ({"cpu": 2}, ["cpu=2"], {}),
     "retries": (1, ["1"], {}),
     "retry_on": (["crashed", "stale"], ["crashed,stale"], {}),
     "lease_seconds": (30, ["30"], {}),
@@ -95,6 +96,7 @@ BAD_BY_KIND: dict[str, tuple[Any, str | None]] = {
     "a mapping of option names to values": ({"bogus": 1}, "bogus=1"),
     "a command line (a string or a list of strings)": ([], None),
     "'module:function'": ("train", None),
+    "a mapping of resource names (cpu, gpu, custom ones) to amounts": ({"gpu": -1}, "gpu=-1"),
 }
 
 

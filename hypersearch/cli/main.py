@@ -134,9 +134,31 @@ def _dashboard_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def _ray_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--ray", "ray", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+        help="run trials as Ray tasks on the cluster at ADDRESS (default: $RAY_ADDRESS, else a "
+             "Ray started here); the same as --executor ray",
+    )(f)
+
+
+def _use_ray(address: str | None, settings: dict[str, Any]) -> None:
+    """--ray [ADDRESS]: the executor setting, and the cluster as Ray's own RAY_ADDRESS names it."""
+    import os
+
+    if address is None:
+        return
+    if settings.get("executor") not in (None, "ray"):
+        _fail_usage(f"--ray contradicts --executor {settings['executor']}")
+    settings["executor"] = "ray"
+    if address:
+        os.environ["RAY_ADDRESS"] = address
+
+
 def _make_search_command(strategy: str) -> click.Command:
     @_space_options
     @_dashboard_option
+    @_ray_option
     @_direction_options
     @setting_options(("direction", *SEARCH_SETTINGS))
     @click.option(
@@ -193,6 +215,7 @@ def _run_search(strategy: str, options: dict[str, Any]) -> None:
                 err=True,
             )
     settings = {**given(options, ("direction", *SEARCH_SETTINGS)), **_direction(options)}
+    _use_ray(options["ray"], settings)
     if strategy != "grid" and "max_trials" not in settings and options.get("name") is None:
         _fail_usage(f"{strategy} search needs -n/--num-runs (how many trials to run)")
     if options["resolution"] is not None:
@@ -275,10 +298,13 @@ def _optimize(study: Any, objective: Any = None, dashboard: bool = False) -> Non
 @click.argument("study_file", type=click.Path(dir_okay=False, allow_dash=True))
 @_direction_options
 @_dashboard_option
+@_ray_option
 @click.option("--create-only", is_flag=True,
               help="store the study without running a trial (hypersearch worker runs it)")
 @setting_options(ALL_SETTINGS)
-def run_file(study_file: str, dashboard: bool, create_only: bool, **options: Any) -> None:
+def run_file(
+    study_file: str, dashboard: bool, ray: str | None, create_only: bool, **options: Any
+) -> None:
     """Run a study described in a YAML file (space, strategy, budget, command or objective).
 
     STUDY_FILE may be - for standard input (e.g. hypersearch show NAME --yaml | hypersearch
@@ -291,6 +317,7 @@ def run_file(study_file: str, dashboard: bool, create_only: bool, **options: Any
         _fail_usage(str(error))
     settings.update(given(options, ALL_SETTINGS))
     settings.update(_direction(options))
+    _use_ray(ray, settings)
     if settings.get("command") is not None:
         settings.setdefault("metric", DEFAULT_COMMAND_METRIC)
     study = _create(space, settings)
@@ -593,12 +620,16 @@ def logs(study: str, trial: int, storage: str | None, stream: str | None, follow
 @cli.command("resume")
 @click.argument("study")
 @_dashboard_option
+@_ray_option
 @setting_options(("storage", *MUTABLE_SETTINGS), defaults=False)
-def resume(study: str, storage: str | None, dashboard: bool, **options: Any) -> None:
+def resume(
+    study: str, storage: str | None, dashboard: bool, ray: str | None, **options: Any
+) -> None:
     """Continue a stopped or crashed study exactly as stored (command or objective, strategy
     and its options, limits). Options given here change the stored study, as a revision."""
     loaded = _load(study, storage, writable=True)
     changes = given(options, MUTABLE_SETTINGS)
+    _use_ray(ray, changes)
     if changes:
         _revise(loaded, changes)
     _optimize(loaded, dashboard=dashboard)
@@ -628,10 +659,11 @@ def _revise(study: Any, changes: dict[str, Any]) -> None:
 @click.option("--idle-exit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="wait this long for new work (a raised budget, queued trials) before "
                    "leaving; default: leave when there is none")
+@_ray_option
 def worker(
     storage: str | None, study_name: str | None, all_studies: bool, slots: int | None,
     gpus: list[int] | None, gpus_per_trial: int | None, max_trials_here: int | None,
-    idle_exit: float | None,
+    idle_exit: float | None, ray: str | None,
 ) -> None:
     """Run trials of stored studies on this machine, beside any other workers.
 
@@ -644,10 +676,12 @@ def worker(
     if (study_name is None) == (not all_studies):
         _fail_usage("name a study with --study NAME, or serve every study with --all")
     url = _storage_url(storage)
+    local: dict[str, Any] = {}
+    _use_ray(ray, local)
     try:
         ran = hs.run_worker(url, study_name, slots=slots, gpus=gpus,
                             gpus_per_trial=gpus_per_trial, max_trials_here=max_trials_here,
-                            idle_exit=idle_exit)
+                            idle_exit=idle_exit, executor=local.get("executor"))
     except KeyboardInterrupt:
         click.echo("\nworker interrupted", err=True)
         sys.exit(130)

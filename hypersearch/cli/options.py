@@ -16,8 +16,9 @@ from hypersearch.settings import Setting, SettingError
 from hypersearch.study.schema import BY_NAME, SETTINGS
 
 # Settings given several times on the command line (each occurrence one item).
-_REPEATED = {"stop_conditions", "tags", "env", "strategy_options", "scheduler_options"}
-_KEY_VALUE = {"env", "strategy_options", "scheduler_options"}
+_REPEATED = {"stop_conditions", "tags", "env", "strategy_options", "scheduler_options",
+             "resources_per_trial"}
+_KEY_VALUE = {"env", "strategy_options", "scheduler_options", "resources_per_trial"}
 
 
 class SettingType(click.ParamType):

@@ -18,9 +18,14 @@ from typing import Any
 
 from hypersearch.client import trial_context
 from hypersearch.execution.evaluate import evaluate
-from hypersearch.execution.executors import read_frame, write_frame
+from hypersearch.execution.executors import (
+    done_message,
+    finished_from_trial,
+    read_frame,
+    write_frame,
+)
 from hypersearch.space import Distribution, Space
-from hypersearch.trial import Decision, Trial
+from hypersearch.trial import Decision, FrozenTrial, Trial, TrialState
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -109,19 +114,8 @@ def main(argv: list[str]) -> None:
         )
         with trial_context(trial):  # hs.report() inside the objective finds this trial
             outcome = evaluate(objective, style, trial, metric)
-        backend._send(
-            {
-                "op": "done",
-                "state": outcome.state.value,
-                "value": outcome.value,
-                "metrics": outcome.metrics,
-                "failure_reason": outcome.failure_reason,
-                "failure_detail": outcome.failure_detail,
-                "flat_params": trial.flat_params if space is None else None,
-                "distributions": trial.distributions if space is None else None,
-                "user_attrs": trial.user_attrs,
-            }
-        )
+        claimed = FrozenTrial(trial.number, TrialState.RUNNING)
+        backend._send(done_message(finished_from_trial(claimed, trial, outcome)))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from hypersearch.trial import Decision, FailureReason, FrozenTrial, Outcome, Tri
 
 if TYPE_CHECKING:
     from hypersearch.execution.checkpoints import Workspace
+    from hypersearch.storage.base import RanOn
 
 log = logging.getLogger("hypersearch")
 
@@ -54,6 +55,7 @@ class Finished:
     flat_params: dict[str, Any] | None = None  # define-by-run: what the objective suggested
     distributions: dict[str, Any] | None = None
     user_attrs: dict[str, Any] = field(default_factory=dict)
+    ran_on: RanOn | None = None  # where it ran, when the executor learned that only at the end
 
 
 class _SinkBackend:
@@ -99,6 +101,66 @@ def finished_from_trial(claimed: FrozenTrial, trial: Trial, outcome: Outcome) ->
         distributions=dict(trial.distributions or {}) if define_by_run else None,
         user_attrs=dict(trial.user_attrs),
     )
+
+
+def done_message(finished: Finished) -> dict[str, Any]:
+    """A finished trial as JSON, as a child process or a cluster task sends it back."""
+    outcome = finished.outcome
+    return {
+        "op": "done",
+        "state": outcome.state.value,
+        "value": outcome.value,
+        "metrics": outcome.metrics,
+        "failure_reason": outcome.failure_reason,
+        "failure_detail": outcome.failure_detail,
+        "flat_params": finished.flat_params,
+        "distributions": finished.distributions,
+        "user_attrs": finished.user_attrs,
+    }
+
+
+def finished_from_message(
+    claimed: FrozenTrial, message: dict[str, Any], ran_on: RanOn | None = None
+) -> Finished:
+    """The `Finished` record of `claimed` from its `done_message`."""
+    outcome = Outcome(
+        TrialState(message["state"]),
+        message["value"],
+        message["metrics"],
+        message["failure_reason"],
+        message["failure_detail"],
+    )
+    return Finished(
+        claimed,
+        outcome,
+        message.get("flat_params"),
+        message.get("distributions"),
+        message.get("user_attrs") or {},
+        ran_on,
+    )
+
+
+def answer_request(
+    sink: Sink, claimed: FrozenTrial | None, message: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer to what a running trial elsewhere asks: the decision for a report, the value
+    for a define-by-run suggestion. A report that cannot be stored is logged and answered
+    CONTINUE: storage trouble is not the objective's fault."""
+    if message["op"] == "suggest":
+        if claimed is None:
+            raise HypersearchError("a suggestion was asked for a trial that is not running")
+        dist = distribution_from_json(message["distribution"])
+        return {"op": "value", "value": sink.suggest_param(claimed, message["name"], dist)}
+    decision = Decision.CONTINUE
+    if claimed is not None:
+        step = message["step"]
+        try:
+            answer = sink.report_metrics(claimed, step, message["metrics"])
+        except Exception as error:
+            log.warning("trial %d: report at step %s not stored: %s", claimed.number, step, error)
+        else:
+            decision = Decision.CONTINUE if answer is None else Decision(answer)
+    return {"op": "decision", "decision": decision.value}
 
 
 class InProcessExecutor:
@@ -381,50 +443,17 @@ class ProcessPoolExecutor:
                 "the worker processes cannot load the objective; define it at the top level of "
                 "an importable module or of the script itself.\n" + message["detail"]
             )
-        if op == "report":  # the child waits for the decision: always answer
-            decision = Decision.CONTINUE
-            if claimed is not None:
-                decision = self._report(claimed, message["step"], message["metrics"])
+        if op in ("report", "suggest"):  # the child waits for the answer: always answer
+            reply = answer_request(self.sink, claimed, message)
             with contextlib.suppress(OSError):  # a dead child's EOF is reported by wait()
-                write_frame(
-                    worker.to_child,
-                    b'{"op": "decision", "decision": "%s"}' % decision.value.encode(),
-                )
+                write_frame(worker.to_child, json.dumps(reply).encode())
             return None
         if claimed is None:
             return None
-        if op == "suggest":
-            dist = distribution_from_json(message["distribution"])
-            value = self.sink.suggest_param(claimed, message["name"], dist)
-            with contextlib.suppress(OSError):  # a dead child's EOF is reported by wait()
-                write_frame(worker.to_child, json.dumps({"op": "value", "value": value}).encode())
-        elif op == "done":
+        if op == "done":
             worker.trial = None
-            outcome = Outcome(
-                TrialState(message["state"]),
-                message["value"],
-                message["metrics"],
-                message["failure_reason"],
-                message["failure_detail"],
-            )
-            return Finished(
-                claimed,
-                outcome,
-                message.get("flat_params"),
-                message.get("distributions"),
-                message.get("user_attrs") or {},
-            )
+            return finished_from_message(claimed, message)
         return None
-
-    def _report(
-        self, claimed: FrozenTrial, step: int | None, metrics: dict[str, float]
-    ) -> Decision:
-        try:
-            answer = self.sink.report_metrics(claimed, step, metrics)
-        except Exception as error:  # storage trouble is not the objective's fault
-            log.warning("trial %d: report at step %s not stored: %s", claimed.number, step, error)
-            return Decision.CONTINUE
-        return Decision.CONTINUE if answer is None else Decision(answer)
 
     def _replace(self, worker: _Worker) -> list[Finished]:
         """A child died: record its trial as crashed and start a new child in its place."""

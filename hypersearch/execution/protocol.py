@@ -28,7 +28,7 @@ Rules every executor keeps (tests/test_executor_contract.py checks them on each 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -59,6 +59,8 @@ class TrialSetup:
     # CheckpointError when the copy to restore from is damaged: the trial then fails
     workspace: Callable[[FrozenTrial], Workspace] | None = None
     checkpoints: bool = False  # commands: make the folders and pass them even unasked (pbt)
+    # what one trial needs on a cluster ({"cpu": 1, "gpu": 1}); None: the executor's default
+    resources_per_trial: Mapping[str, float] | None = None
 
 
 @runtime_checkable
@@ -149,21 +151,31 @@ def _command(objective: Any, setup: TrialSetup) -> Executor:
     )
 
 
-BUILDERS: dict[str, Builder] = {"inprocess": _in_process, "process": _process}
+def _ray(objective: Any, setup: TrialSetup) -> Executor:
+    from hypersearch.execution.ray_cluster import build
+
+    return build(objective, setup)
+
+
+# "ray" runs commands too: a command objective takes the command executor only where trials
+# run on this machine
+BUILDERS: dict[str, Builder] = {"inprocess": _in_process, "process": _process, "ray": _ray}
+RUNS_COMMANDS = ("ray",)
 
 
 def make_executor(objective: Any, choice: str | Executor, setup: TrialSetup) -> Executor:
-    """The executor for `objective`: `choice` is "auto", "inprocess", "process" or an object
-    that follows the protocol. A command objective always runs as processes of its own."""
+    """The executor for `objective`: `choice` is "auto", "inprocess", "process", "ray" or an
+    object that follows the protocol. A command objective runs as processes of its own (on
+    this machine, or in Ray tasks)."""
     if not isinstance(choice, str):
         if not isinstance(choice, Executor):
             raise HypersearchError(
-                f"executor must be 'auto', 'inprocess', 'process' or an object with the "
+                f"executor must be 'auto', 'inprocess', 'process', 'ray' or an object with the "
                 f"members of hypersearch.execution.protocol.Executor, got {type(choice).__name__}"
             )
         return choice
     runs_itself = getattr(objective, "runs_as_command", False)
-    if runs_itself:
+    if runs_itself and choice not in RUNS_COMMANDS:
         return _command(objective, setup)
     if choice == "auto":
         choice = "inprocess" if setup.n_jobs == 1 else "process"

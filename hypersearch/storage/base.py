@@ -194,8 +194,11 @@ class Storage(ABC):
         flat_params: dict[str, Any] | None = None,
         distributions: dict[str, Any] | None = None,
         user_attrs: dict[str, Any] | None = None,
+        ran_on: RanOn | None = None,
     ) -> bool:
-        """Write a RUNNING trial's result if (owner, epoch) still holds its lease; False if fenced."""
+        """Write a RUNNING trial's result if (owner, epoch) still holds its lease; False if
+        fenced. `ran_on` replaces where the claim said it would run, when an executor learns
+        that only as it ends (a cluster places the trial itself)."""
 
     @abstractmethod
     def report(
@@ -383,6 +386,15 @@ class Storage(ABC):
 
 
 @functools.lru_cache(maxsize=1)
+@dataclass(frozen=True)
+class RanOn:
+    """Where a trial actually ran: its machine (`host_id()` there), "host:pid", GPUs "0,1"."""
+
+    host: str
+    worker: str
+    gpus: str | None = None
+
+
 def host_id() -> str:
     """This machine: its hostname plus the kernel boot id, since container hostnames repeat."""
     try:

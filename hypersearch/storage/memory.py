@@ -13,6 +13,7 @@ from hypersearch.storage.base import (
     LogLine,
     MetricPoint,
     Propose,
+    RanOn,
     Storage,
     StudyRecord,
     StudySummary,
@@ -227,6 +228,7 @@ class MemoryStorage(Storage):
         flat_params: dict[str, Any] | None = None,
         distributions: dict[str, Any] | None = None,
         user_attrs: dict[str, Any] | None = None,
+        ran_on: RanOn | None = None,
     ) -> bool:
         with self._lock:
             found = self._leased(trial_id, owner, epoch)
@@ -244,6 +246,8 @@ class MemoryStorage(Storage):
                 flat_params=dict(flat_params) if flat_params is not None else trial.flat_params,
                 distributions=distributions if distributions is not None else trial.distributions,
                 user_attrs={**trial.user_attrs, **(user_attrs or {})},
+                **({} if ran_on is None else {
+                    "host": ran_on.host, "worker": ran_on.worker, "gpus": ran_on.gpus}),
             )
             self._leases.pop(trial_id, None)
             self._touch(self._where[trial_id][0])

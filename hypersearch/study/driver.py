@@ -150,6 +150,7 @@ class Leases:
             flat_params=finished.flat_params,
             distributions=finished.distributions,
             user_attrs=finished.user_attrs,
+            ran_on=finished.ran_on,
         )
         if not written:
             log.warning(
@@ -266,11 +267,13 @@ class Here:
     gpus: tuple[int, ...] | None = None  # this machine's GPUs (default: the study's)
     gpus_per_trial: int | None = None
     max_trials: int | None = None  # trials this run starts (--max-trials-here, or a turn)
+    executor: str | None = None  # how trials run here (worker --ray), default the study's
 
     def apply(self, definition: StudyDefinition) -> StudyDefinition:
         """`definition` as this machine runs it (checked: gpus_per_trial <= len(gpus))."""
         local = {name: value for name, value in (("n_jobs", self.slots), ("gpus", self.gpus),
-                                                 ("gpus_per_trial", self.gpus_per_trial))
+                                                 ("gpus_per_trial", self.gpus_per_trial),
+                                                 ("executor", self.executor))
                  if value is not None}
         if not local:
             return definition
@@ -314,6 +317,7 @@ def run(
         sink=reports,
         workspace=study.checkpoints().workspace,
         checkpoints=queues_successors,  # pbt: commands get their checkpoint folders
+        resources_per_trial=definition.resources_per_trial,
     )
     chosen = executor if executor is not None else definition.executor
     running_executor = make_executor(objective, chosen, setup)

@@ -32,7 +32,7 @@ from hypersearch.settings import (
 DIRECTIONS = ("minimize", "maximize")
 METRIC_AGGS = ("last", "min", "max", "avg")
 RETRY_REASONS = ("interrupted", "stale", "infrastructure", "crashed")
-EXECUTORS = ("auto", "inprocess", "process")
+EXECUTORS = ("auto", "inprocess", "process", "ray")
 DEFAULT_STRATEGY = "tpe"
 DEFAULT_COMMAND_METRIC = "loss"
 
@@ -105,6 +105,24 @@ def _environment(value: Any) -> dict[str, str]:
     return env
 
 
+def _resources(value: Any) -> dict[str, float]:
+    import math
+
+    mapping = JSON_MAPPING.convert(value)
+    if not mapping:
+        raise ValueError("expected at least one resource, e.g. {cpu: 1, gpu: 1}")
+    out: dict[str, float] = {}
+    for name, amount in mapping.items():
+        if not name.strip():
+            raise ValueError("a resource name is empty")
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or not (
+                math.isfinite(amount) and amount >= 0):
+            raise ValueError(f"resource {name!r} needs a number >= 0, got {show(amount)}")
+        key = name.strip()
+        out[key.lower() if key.lower() in ("cpu", "gpu") else key] = amount
+    return out
+
+
 def _scheduler_name(value: Any) -> str:
     from hypersearch.schedulers import schedulers
     from hypersearch.settings import did_you_mean
@@ -159,6 +177,7 @@ SCHEDULER = Kind(
 )
 STOP_CONDITIONS = Kind("a list of 'METRIC OP VALUE' strings", _stop_conditions)
 ENVIRONMENT = Kind("a mapping of variable names to strings", _environment)
+RESOURCES = Kind("a mapping of resource names (cpu, gpu, custom ones) to amounts", _resources)
 
 # Groups: "identity" never changes once a study exists; the rest may change on resume (each
 # change is stored as a revision). "location" settings say where a study lives, not what it
@@ -242,8 +261,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("n_jobs", N_JOBS, 1, "trials run at once by this process",
             ("-p", "--parallel", "--n-jobs"), group="limits", aliases={"parallel": ("yaml",)}),
     Setting("executor", one_of(*EXECUTORS), "auto",
-            "where Python trials run: auto (in this process for 1 job, else child processes), "
-            "inprocess or process", ("--executor",), group="limits"),
+            "where trials run: auto (Python: in this process for 1 job, else child processes), "
+            "inprocess, process, or ray (Ray tasks on the cluster of $RAY_ADDRESS, or a Ray "
+            "started here)", ("--executor",), group="limits"),
+    Setting("resources_per_trial", optional(RESOURCES), None,
+            "what one trial needs on a Ray cluster (default cpu=1); one NAME=AMOUNT per option: "
+            "--resources-per-trial cpu=2 --resources-per-trial gpu=1",
+            ("--resources-per-trial",), group="limits", metavar="NAME=AMOUNT"),
     Setting("retries", NON_NEGATIVE_INT, 3,
             "times a configuration is re-run after an interruption that was not its fault",
             ("--retries",), group="limits"),

@@ -64,6 +64,7 @@ def run_worker(
     gpus_per_trial: int | None = None,
     max_trials_here: int | None = None,
     idle_exit: float | None = None,
+    executor: str | None = None,
     verbose: bool = True,
 ) -> dict[str, int]:
     """Run trials of the study named `study` (every study with work left, in turn, when
@@ -71,11 +72,13 @@ def run_worker(
 
     `idle_exit` seconds: wait that long for new work (a raised budget, enqueued or re-queued
     trials) before leaving; None leaves as soon as there is none. `max_trials_here` caps the
-    trials this worker runs, over all studies."""
+    trials this worker runs, over all studies. `executor` runs them another way than the
+    stored definition says (e.g. "ray": as tasks on the Ray cluster this machine joins)."""
     from hypersearch.storage import get_storage
     from hypersearch.study.study import load_study
 
-    for name, value in (("n_jobs", slots), ("gpus", gpus), ("gpus_per_trial", gpus_per_trial)):
+    for name, value in (("n_jobs", slots), ("gpus", gpus), ("gpus_per_trial", gpus_per_trial),
+                        ("executor", executor)):
         if value is not None:
             BY_NAME[name].check(value)  # the schema's message for a bad value
     if max_trials_here is not None and max_trials_here < 1:
@@ -85,8 +88,8 @@ def run_worker(
     store = get_storage(storage)
     if study is not None:  # a study this worker cannot run is an error, not an idle worker
         named = load_study(study, store)
-        resolve_objective(None, named, Here(slots, _tuple(gpus), gpus_per_trial).apply(
-            named.definition))
+        resolve_objective(None, named, Here(slots, _tuple(gpus), gpus_per_trial,
+                                            executor=executor).apply(named.definition))
     ran: dict[str, int] = {}
     idle_since = time.monotonic()
     opened: dict[str, Study] = {}
@@ -101,7 +104,8 @@ def run_worker(
             # one study at a time; serving every study, a turn is one round of slots, so
             # studies share this worker in turn
             turn = left if study is not None else min(left or 10**9, _slots(current, slots))
-            started = _serve(current, Here(slots, _tuple(gpus), gpus_per_trial, turn), verbose)
+            here = Here(slots, _tuple(gpus), gpus_per_trial, turn, executor)
+            started = _serve(current, here, verbose)
             ran[name] = ran.get(name, 0) + started
             busy = busy or started > 0
             break

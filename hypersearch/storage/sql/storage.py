@@ -31,6 +31,7 @@ from hypersearch.storage.base import (
     LogLine,
     MetricPoint,
     Propose,
+    RanOn,
     Storage,
     StudyRecord,
     StudySummary,
@@ -128,6 +129,10 @@ class SQLStorage(Storage):
                 user_attrs_json=sa.func.coalesce(
                     b("b_attrs", type_=sa.Text), trials.c.user_attrs_json
                 ),
+                host=sa.func.coalesce(b("b_host", type_=sa.Text), trials.c.host),
+                worker=sa.func.coalesce(b("b_worker", type_=sa.Text), trials.c.worker),
+                gpus=sa.case((b("b_moved", type_=sa.Boolean), b("b_gpus", type_=sa.Text)),
+                             else_=trials.c.gpus),
             )
         )
         self._insert_metric = (
@@ -692,6 +697,7 @@ class SQLStorage(Storage):
         flat_params: dict[str, Any] | None = None,
         distributions: dict[str, Any] | None = None,
         user_attrs: dict[str, Any] | None = None,
+        ran_on: RanOn | None = None,
     ) -> bool:
         values = {
             "b_id": trial_id,
@@ -705,6 +711,10 @@ class SQLStorage(Storage):
             "b_params": None if flat_params is None else _dumps(flat_params),
             "b_distributions": None if distributions is None else _dumps(distributions),
             "b_attrs": _dumps(user_attrs) if user_attrs else None,
+            "b_host": None if ran_on is None else ran_on.host,
+            "b_worker": None if ran_on is None else ran_on.worker,
+            "b_gpus": None if ran_on is None else ran_on.gpus,
+            "b_moved": ran_on is not None,  # gpus may become NULL: no coalesce for them
         }
 
         tries = 0
