@@ -23,6 +23,11 @@ class StorageError(HypersearchError):
     """The storage cannot be opened or used (bad URL, unreachable server, read-only file)."""
 
 
+class StorageUnreachable(StorageError):
+    """The database stayed unreachable (or busy) for the storage's whole patience; it may come
+    back: a driver holds its results and tries again (study/driver.py)."""
+
+
 class StudyNotFoundError(HypersearchError, KeyError):
     """No study of that name in the storage."""
 

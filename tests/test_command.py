@@ -10,6 +10,7 @@ import math
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -250,12 +251,22 @@ def test_failing_command_keeps_exit_code_and_stderr_tail(tmp_path: Path) -> None
     )
 
 
-def test_missing_executable_is_a_clear_failure(tmp_path: Path) -> None:
-    study = hs.create_study({"x": hs.choice([1])}, storage=f"sqlite:///{tmp_path}/n.db", name="n")
-    study.optimize(hs.Command(["no-such-program-xyz", ":x:"]), max_trials=1, verbose=False)
-    trial = study.trials[0]
-    assert trial.failure_reason == "exit_code"
-    assert "command not found: 'no-such-program-xyz'" in trial.failure_detail
+def test_missing_executable_is_this_hosts_failure_and_ends_the_run_here(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11: a missing executable is the machine's fault, not the configuration's: the trial
+    is queued again for another worker and this one stops at once (not 20 failures)."""
+    study = hs.create_study({"x": hs.choice([1, 2])}, storage=f"sqlite:///{tmp_path}/n.db",
+                            name="n")
+    study.optimize(hs.Command(["no-such-program-xyz", ":x:"]), max_trials=5, verbose=False)
+    first, again = study.trials
+    assert first.failure_reason == "infrastructure"
+    assert "command not found: 'no-such-program-xyz'" in first.failure_detail
+    assert f"on host {socket.gethostname()}" in first.failure_detail
+    assert (again.state, again.parent_number) == (TrialState.WAITING, 0), "queued for elsewhere"
+    assert study.quarantined()
+    assert any("quarantines itself" in r.getMessage() and "command not found" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_hanging_command_is_terminated_then_killed(tmp_path: Path) -> None:

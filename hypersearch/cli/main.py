@@ -48,6 +48,16 @@ def _fail_usage(message: str) -> None:
     raise UsageError(message)
 
 
+def _cli_error(error: Exception) -> click.ClickException:
+    """What the terminal shows for `error`: a storage that fails (full, read-only, gone) is not
+    a usage mistake, so exit status 1 without the usage hint; anything else exit status 2."""
+    from hypersearch.errors import StorageError
+
+    if isinstance(error, StorageError):
+        return click.ClickException(str(error))
+    return UsageError(str(error))
+
+
 def _storage_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return setting_options(("storage",))(f)
 
@@ -68,7 +78,7 @@ def _public_errors(f: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return f(*args, **kwargs)
         except (hs.HypersearchError, ValueError) as error:
-            raise UsageError(str(error)) from None
+            raise _cli_error(error) from None
 
     return wrapper
 
@@ -269,7 +279,7 @@ def _optimize(study: Any, objective: Any = None, dashboard: bool = False) -> Non
         )
         sys.exit(130)
     except (hs.HypersearchError, ValueError) as error:
-        raise UsageError(str(error)) from None
+        raise _cli_error(error) from None
     summary = study.summary()
     counts = summary.counts
     click.echo(
@@ -350,7 +360,7 @@ def _load(name: str, storage: str | None, writable: bool = False) -> Any:
         store = get_storage(_storage_url(storage), **({} if writable else {"create": False}))
         return hs.load_study(name, store)
     except hs.HypersearchError as error:
-        raise UsageError(str(error)) from None
+        raise _cli_error(error) from None
 
 
 def _json_safe(value: Any) -> Any:
@@ -385,7 +395,7 @@ def studies(storage: str | None) -> None:
     try:
         found = read.list_studies(_storage_url(storage))
     except hs.HypersearchError as error:
-        raise UsageError(str(error)) from None
+        raise _cli_error(error) from None
     rows = [
         [
             row.name,
@@ -492,7 +502,7 @@ def lineage(study: str, trial: int, storage: str | None) -> None:
     try:
         record = loaded.trial(trial)
     except Exception as error:
-        raise UsageError(str(error)) from None
+        raise _cli_error(error) from None
     chain = [record]
     while chain[-1].lineage and len(chain) < 10_000:
         chain.append(loaded.trial(chain[-1].lineage["parent"]))
@@ -597,7 +607,7 @@ def logs(study: str, trial: int, storage: str | None, stream: str | None, follow
     try:
         loaded.trial(trial)
     except Exception as error:
-        raise UsageError(str(error)) from None
+        raise _cli_error(error) from None
     # each stream followed from its own last line (seq numbers are per stream)
     seen = {name: -1 for name in ([stream] if stream else ["stderr", "stdout"])}
     while True:
@@ -686,7 +696,7 @@ def worker(
         click.echo("\nworker interrupted", err=True)
         sys.exit(130)
     except hs.HypersearchError as error:
-        raise UsageError(str(error)) from None
+        raise _cli_error(error) from None
     if not ran:
         click.echo(f"no study in {url} has work left" if study_name is None
                    else f"study '{study_name}' has no work left", err=True)
@@ -909,7 +919,7 @@ def dashboard(
         server.serve(_storage_url(storage), host=host, port=port, token=token,
                      read_only=read_only, open_browser=open_browser)
     except (hs.HypersearchError, ValueError) as error:
-        raise UsageError(str(error)) from None
+        raise _cli_error(error) from None
 
 
 @cli.command("demo")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hypersearch.errors import HypersearchError, StorageError, TrialPruned
+from hypersearch.execution.infrastructure import error_problem, on_this_host
 from hypersearch.trial import FailureReason, Outcome, Trial, TrialState, parse_result
 
 MAX_DETAIL = 20_000
@@ -75,9 +76,12 @@ def evaluate(
         detail = traceback.format_exc()
         if len(detail) > MAX_DETAIL:
             detail = detail[: MAX_DETAIL // 2] + "\n...\n" + detail[-MAX_DETAIL // 2 :]
+        problem = error_problem(error)  # a full disk, no GPU: this host's, run it elsewhere
         return Outcome(
             TrialState.FAILED,
-            failure_reason=FailureReason.ERROR.value,
-            failure_detail=f"{type(error).__name__}: {error}\n\n{detail}",
+            failure_reason=FailureReason.ERROR.value if problem is None
+            else FailureReason.INFRASTRUCTURE.value,
+            failure_detail=f"{type(error).__name__}: {error}\n"
+            + ("" if problem is None else on_this_host(problem) + "\n") + f"\n{detail}",
         )
     return parse_result(result, metric)

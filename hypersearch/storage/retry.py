@@ -20,7 +20,7 @@ import os
 import random
 import time
 
-from hypersearch.errors import StorageError
+from hypersearch.errors import StorageError, StorageUnreachable
 
 PATIENCE_ENV = "HYPERSEARCH_STORAGE_PATIENCE"
 DEFAULT_PATIENCE = 120.0
@@ -90,11 +90,11 @@ class Backoff:
         self._delay = min(self._delay * 2, MAX_DELAY)
         return True
 
-    def give_up(self, error: str) -> StorageError:
+    def give_up(self, error: str) -> StorageUnreachable:
         """The error to raise once `wait()` said no."""
         if self.patience <= 0:
-            return StorageError(f"database at {self.where}: {error}")
-        return StorageError(
+            return StorageUnreachable(f"database at {self.where}: {error}")
+        return StorageUnreachable(
             f"database at {self.where} {'busy' if _is_busy(error) else 'unreachable'} for "
             f"{self.patience:.0f} s ({error}); gave up. Check the database is running and "
             f"reachable, or wait longer with ${PATIENCE_ENV}=SECONDS"

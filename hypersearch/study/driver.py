@@ -11,13 +11,16 @@ import dataclasses
 import logging
 import math
 import os
+import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from hypersearch.errors import StorageUnreachable
 from hypersearch.execution.executors import Finished
+from hypersearch.execution.infrastructure import host_failure
 from hypersearch.execution.leases import LeaseKeeper, sweep
 from hypersearch.execution.protocol import Executor, TrialSetup, make_executor
 from hypersearch.storage.base import make_owner
@@ -170,15 +173,23 @@ class Leases:
     def _retry(
         self, number: int, why: str, lookup: Callable[[int], FrozenTrial | None] | None = None
     ) -> int | None:
-        """Queue trial `number`'s parameters again unless they used up `retries`; the new
-        trial's number, or None."""
-        attempts = self._attempts(number, lookup)
+        """Queue trial `number`'s parameters again unless they used up `retries`, or failed for
+        infrastructure reasons on two different hosts (then the configuration is the likelier
+        cause); the new trial's number, or None."""
+        runs = self._runs(number, lookup)
+        attempts = len(runs) - 1
+        hosts = sorted({t.host for t in runs if t.host and t.failure_reason == (
+            FailureReason.INFRASTRUCTURE.value)})
+        refused = None
         if attempts >= self.definition.retries:
+            refused = (f"its parameters already ran {attempts + 1} time(s) "
+                       f"(retries={self.definition.retries})")
+        elif len(hosts) >= 2:
+            refused = (f"its parameters failed so on {len(hosts)} hosts ({', '.join(hosts)}): "
+                       "the configuration, not one machine, is the likelier cause")
+        if refused is not None:
             if lookup is None:  # said once, when the trial failed
-                log.warning(
-                    "trial %d was %s; not re-run: its parameters already ran %d time(s) "
-                    "(retries=%d)", number, why, attempts + 1, self.definition.retries,
-                )
+                log.warning("trial %d was %s; not re-run: %s", number, why, refused)
             return None
         again = self.storage.retry(self.study_id, number)
         if again is not None:
@@ -189,17 +200,18 @@ class Leases:
             )
         return again
 
-    def _attempts(
+    def _runs(
         self, number: int, lookup: Callable[[int], FrozenTrial | None] | None = None
-    ) -> int:
-        """How many earlier trials ran these parameters before trial `number` (its chain of
-        `parent_number`s); `lookup` finds a trial by number (default: the storage)."""
+    ) -> list[FrozenTrial]:
+        """Trial `number` and the earlier trials that ran its parameters (its chain of
+        `parent_number`s), newest first; `lookup` finds a trial by number (default: storage)."""
         find = lookup or (lambda n: self.storage.get_trial(self.study_id, n))
-        count, trial = 0, find(number)
-        while trial is not None and trial.parent_number is not None and count < 1000:
-            count += 1
-            trial = find(trial.parent_number)
-        return count
+        runs: list[FrozenTrial] = []
+        trial = find(number)
+        while trial is not None and len(runs) < 1000:
+            runs.append(trial)
+            trial = None if trial.parent_number is None else find(trial.parent_number)
+        return runs
 
     def close(self) -> None:
         """Stop renewing leases (trials still running will go stale)."""
@@ -282,6 +294,53 @@ class Here:
         return here
 
 
+HOLD_RESULTS_FOR = 1800.0  # seconds a driver holds results while the database is unreachable
+
+
+class _Outage:
+    """The database unreachable for longer than the storage's own patience (it retries each
+    call that long). Finished trials are held in memory (at most one per slot: nothing new is
+    claimed meanwhile), running ones go on, and the database is tried again with jittered,
+    growing delays; past `HOLD_RESULTS_FOR` seconds the driver gives up with the error. A held
+    result is written under its lease: if the lease was lost meanwhile, it is refused, never
+    written twice (the trial was swept and re-runs)."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.tries = 0
+        self.next_try = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def allows(self) -> bool:
+        """Whether to try the database now."""
+        return self.since is None or time.monotonic() >= self.next_try
+
+    def wait(self) -> float:
+        """How long to wait for trials before the next look (short: the driver stays live)."""
+        if self.since is None:
+            return 0.2
+        return min(1.0, max(0.05, self.next_try - time.monotonic()))
+
+    def begin(self, error: StorageUnreachable, held: int) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            log.warning("the database is unreachable (%s); holding %d result(s) and retrying "
+                        "for up to %g s; running trials go on", error, held, HOLD_RESULTS_FOR)
+        elif now - self.since > HOLD_RESULTS_FOR:
+            raise error
+        self.tries += 1
+        self.next_try = now + min(30.0, 2.0 ** min(self.tries, 5)) * random.uniform(0.5, 1.5)
+
+    def end(self) -> None:
+        if self.since is not None:
+            log.warning("the database answers again after %.0f s", time.monotonic() - self.since)
+            self.since, self.tries = None, 0
+
+
 class _Stop:
     def __init__(self) -> None:
         self.reason: str | None = None
@@ -333,6 +392,7 @@ def run(
     killed: set[int] = set()  # trials this run was asked to kill and handed to the executor
     breaker = Breaker()
     unwritten: list[Finished] = []  # results handed back by the executor, not yet recorded
+    outage = _Outage()
     unsubmitted: list[FrozenTrial] = []  # claimed, not yet handed to the executor
     gate = _InterruptGate()
     if gate.install():
@@ -350,7 +410,7 @@ def run(
             # `hypersearch set --parallel N` lowers a running driver's trials at once (up to
             # the executor's slots); a worker's own --slots stays as it was started
             allowed = here.slots or jobs_here(study.definition.n_jobs)
-            while (stop.reason is None and running_executor.idle
+            while (stop.reason is None and outage.allows() and running_executor.idle
                    and running_executor.busy < allowed):
                 if deadline is not None and time.monotonic() >= deadline:
                     stop.set("max_time reached")
@@ -359,13 +419,18 @@ def run(
                     stop.set(f"{here.max_trials} trial(s) run here (the worker's "
                              "--max-trials-here, or its turn when it serves several studies)")
                     break
-                claimed = leases.claim(
-                    study._propose,
-                    study._claims_history,
-                    running_executor.next_worker(),
-                    unsubmitted.append,
-                    getattr(running_executor, "next_gpus", lambda: None)(),
-                )
+                try:
+                    claimed = leases.claim(
+                        study._propose,
+                        study._claims_history,
+                        running_executor.next_worker(),
+                        unsubmitted.append,
+                        getattr(running_executor, "next_gpus", lambda: None)(),
+                    )
+                except StorageUnreachable as error:  # past the storage's patience: back off, go on
+                    outage.begin(error, len(unwritten))
+                    break
+                outage.end()
                 if claimed is None and running_executor.busy and queues_successors:
                     break  # a running trial may yet queue one in its place (pbt): ask again
                 if claimed is None:
@@ -380,20 +445,35 @@ def run(
                 running_executor.submit(claimed)
                 unsubmitted.clear()
                 claimed_here += 1
-            if not running_executor.busy:
-                break
-            unwritten = list(running_executor.wait(timeout=0.2))
-            while unwritten:
+            if not running_executor.busy and not unwritten:
+                if not outage.active or stop.reason is not None:
+                    break
+                time.sleep(outage.wait())  # nothing runs: only claims wait for the database
+                continue
+            unwritten.extend(running_executor.wait(timeout=outage.wait()))
+            while unwritten and outage.allows():
                 finished = unwritten[0]
-                reports.flush(finished.trial)  # the curve is complete when the trial is
-                leases.finish(finished)
+                try:
+                    reports.flush(finished.trial)  # the curve is complete when the trial is
+                    leases.finish(finished)
+                except StorageUnreachable as error:  # held, and written once the database is back
+                    outage.begin(error, len(unwritten))
+                    break
+                outage.end()
                 del unwritten[0]  # (a Ctrl-C before this line: _abandon records it)
                 outcome = finished.outcome
                 goals.observe(outcome, stop)
                 goals.resource(stop)
                 progress.finished(finished)
-                if breaker.observe(outcome) and others_succeed(study, process_owner()):
-                    _quarantine(study, breaker, outcome, stop)
+                machine = host_failure(outcome)  # no executable, GPU or disk here
+                if machine is not None:
+                    _quarantine(study, f"trial {finished.trial.number} failed: {machine}; it "
+                                "is queued again for another worker", stop)
+                elif breaker.observe(outcome) and others_succeed(study, process_owner()):
+                    _quarantine(study, f"its last {breaker.trips_after} trials failed within "
+                                f"{breaker.within:g} s while other workers' trials completed "
+                                f"(the last: {outcome.failure_reason}: {_last_line(outcome)})",
+                                stop)
                 if outcome.state is TrialState.FAILED:
                     failures += 1
                     log.info(
@@ -405,19 +485,24 @@ def run(
             if definition.max_failures is not None and failures >= definition.max_failures:
                 stop.set(f"{failures} failed trials (max_failures={definition.max_failures})")
             now = time.monotonic()
-            if now - last_refresh >= REFRESH_EVERY:  # a budget set elsewhere holds at once
-                last_refresh = now
-                control = study.refresh()
-                _kill_asked(control, running_executor, killed)
-            if now - last_summary >= SUMMARY_EVERY:  # other workers' progress, for all to see
-                last_summary = now
-                summary = study.summary()
-                progress.update(summary, running_executor.status())
-                goals.merge(summary, stop)
-                goals.resource(stop, every=1.0)
-                if study.stop_requested():
-                    stop.set("stop requested")
-                    running_executor.cancel("the study was asked to stop")
+            if outage.active:
+                continue  # what follows reads the database: not until it answers again
+            try:
+                if now - last_refresh >= REFRESH_EVERY:  # a budget set elsewhere holds at once
+                    last_refresh = now
+                    control = study.refresh()
+                    _kill_asked(control, running_executor, killed)
+                if now - last_summary >= SUMMARY_EVERY:  # others' progress, for all to see
+                    last_summary = now
+                    summary = study.summary()
+                    progress.update(summary, running_executor.status())
+                    goals.merge(summary, stop)
+                    goals.resource(stop, every=1.0)
+                    if study.stop_requested():
+                        stop.set("stop requested")
+                        running_executor.cancel("the study was asked to stop")
+            except StorageUnreachable as error:
+                outage.begin(error, len(unwritten))
     except KeyboardInterrupt:
         stop.set("interrupted")
         why = "interrupted by the user (Ctrl-C)"
@@ -439,11 +524,12 @@ def run(
     return stop.reason, claimed_here
 
 
-def _quarantine(study: Study, breaker: Breaker, outcome: Outcome, stop: _Stop) -> None:
-    detail = (outcome.failure_detail or "").strip().splitlines()
-    why = (f"its last {breaker.trips_after} trials failed within {breaker.within:g} s while "
-           f"other workers' trials completed (the last: {outcome.failure_reason}"
-           + (f": {detail[-1][:200]}" if detail else "") + ")")
+def _last_line(outcome: Outcome) -> str:
+    lines = (outcome.failure_detail or "").strip().splitlines()
+    return lines[-1][:200] if lines else "no detail"
+
+
+def _quarantine(study: Study, why: str, stop: _Stop) -> None:
     study.quarantine(process_owner(), why)
     log.error("this worker quarantines itself for study %r: %s; lift with: hypersearch "
               "workers %s --lift %s", study.name, why, study.name,

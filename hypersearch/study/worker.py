@@ -18,8 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from hypersearch.errors import HypersearchError
-from hypersearch.study.driver import Here, run
+from hypersearch.errors import HypersearchError, StorageUnreachable
+from hypersearch.study.driver import HOLD_RESULTS_FOR, Here, run
 from hypersearch.study.objectives import resolve_objective
 from hypersearch.study.schema import BY_NAME
 from hypersearch.trial import TrialState
@@ -42,6 +42,7 @@ def has_work(study: Study) -> bool:
         return False
     if process_owner() in control.get("quarantined", {}):
         return False  # until lifted (hypersearch workers STUDY --lift HOST:PID)
+    study._leases.sweep()  # a dead worker's trial, re-queued, is work even with the budget spent
     summary = study.summary()
     if summary.counts.get(TrialState.WAITING.value, 0):
         return True
@@ -92,23 +93,35 @@ def run_worker(
                                             executor=executor).apply(named.definition))
     ran: dict[str, int] = {}
     idle_since = time.monotonic()
+    unreachable_since: float | None = None
     opened: dict[str, Study] = {}
     while max_trials_here is None or sum(ran.values()) < max_trials_here:
-        names = [study] if study is not None else [r.name for r in store.list_studies()]
         busy = False
-        for name in _fair_order(names, ran):
-            current = opened.get(name) or opened.setdefault(name, load_study(name, store))
-            if not has_work(current):
-                continue
-            left = None if max_trials_here is None else max_trials_here - sum(ran.values())
-            # one study at a time; serving every study, a turn is one round of slots, so
-            # studies share this worker in turn
-            turn = left if study is not None else min(left or 10**9, _slots(current, slots))
-            here = Here(slots, _tuple(gpus), gpus_per_trial, turn, executor)
-            started = _serve(current, here, verbose)
-            ran[name] = ran.get(name, 0) + started
-            busy = busy or started > 0
-            break
+        try:
+            names = [study] if study is not None else [r.name for r in store.list_studies()]
+            for name in _fair_order(names, ran):
+                current = opened.get(name) or opened.setdefault(name, load_study(name, store))
+                if not has_work(current):
+                    continue
+                left = None if max_trials_here is None else max_trials_here - sum(ran.values())
+                # one study at a time; serving every study, a turn is one round of slots, so
+                # studies share this worker in turn
+                turn = left if study is not None else min(left or 10**9, _slots(current, slots))
+                here = Here(slots, _tuple(gpus), gpus_per_trial, turn, executor)
+                started = _serve(current, here, verbose)
+                ran[name] = ran.get(name, 0) + started
+                busy = busy or started > 0
+                break
+            unreachable_since = None
+        except StorageUnreachable as error:  # between trials: wait for it, as a run does
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if now - unreachable_since > HOLD_RESULTS_FOR:
+                raise
+            log.warning("worker: %s; trying again", error)
+            time.sleep(POLL_SECONDS * random.uniform(1.0, 3.0))
+            idle_since = time.monotonic()
+            continue
         if busy:
             idle_since = time.monotonic()
             continue

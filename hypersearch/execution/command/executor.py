@@ -38,6 +38,7 @@ from hypersearch.execution.command.process import (
 from hypersearch.execution.command.template import CommandTemplate, flatten_values, format_value
 from hypersearch.execution.executors import Finished
 from hypersearch.execution.folders import trial_output_dir
+from hypersearch.execution.infrastructure import host_problem, on_this_host
 from hypersearch.execution.metric_lines import (
     LineSplitter,
     MetricParser,
@@ -224,14 +225,7 @@ class CommandExecutor:
         try:
             self._start(run, params)
         except OSError as error:
-            self._end(
-                run,
-                Outcome(
-                    TrialState.FAILED,
-                    failure_reason=FailureReason.EXIT_CODE.value,
-                    failure_detail=start_error(self.spec.template.argv[0], error),
-                ),
-            )
+            self._end(run, self._start_failure(error))
         except CheckpointError as error:  # the copy it should start from is damaged
             self._end(
                 run,
@@ -520,17 +514,23 @@ class CommandExecutor:
                 self._store_logs(run, output.name, rows)
         error = run.proc.start_failure()
         if error is not None:
-            outcome = Outcome(
-                TrialState.FAILED,
-                failure_reason=FailureReason.EXIT_CODE.value,
-                failure_detail=start_error(self.spec.template.argv[0], error),
-            )
+            outcome = self._start_failure(error)
         else:
             outcome = self._outcome(run, code)
             if by_itself and outcome.state is TrialState.PRUNED:
                 detail = f"{outcome.failure_detail}; the command exited by itself (code {code})"
                 outcome = dataclasses.replace(outcome, failure_detail=detail)
         self._end(run, outcome)
+
+    def _start_failure(self, error: OSError) -> Outcome:
+        """The command could not start: its executable is missing or not runnable *here*
+        (another host may have it), or the system refused to start it."""
+        detail = start_error(self.spec.template.argv[0], error)
+        if isinstance(error, FileNotFoundError | PermissionError):
+            return Outcome(TrialState.FAILED, failure_reason=FailureReason.INFRASTRUCTURE.value,
+                           failure_detail=on_this_host(detail))
+        return Outcome(TrialState.FAILED, failure_reason=FailureReason.EXIT_CODE.value,
+                       failure_detail=detail)
 
     def _outcome(self, run: _Run, code: int) -> Outcome:
         spec = self.spec
@@ -555,12 +555,15 @@ class CommandExecutor:
                 if code < 0
                 else f"exited with code {code}"
             )
+            problem = host_problem(stderr)  # this machine's fault, not the configuration's
             return Outcome(
                 TrialState.FAILED,
                 None,
                 metrics,
-                FailureReason.EXIT_CODE.value,
-                _with_stderr(f"the command {how}", stderr),
+                FailureReason.EXIT_CODE.value if problem is None
+                else FailureReason.INFRASTRUCTURE.value,
+                _with_stderr(f"the command {how}" + (
+                    "" if problem is None else f": {on_this_host(problem)}"), stderr),
             )
         if value is None:
             return Outcome(
