@@ -39,5 +39,9 @@ class StudyExhausted(HypersearchError):
     """`Study.ask()` has nothing left to propose: the budget is spent or every grid point is taken."""
 
 
+class StudyFull(HypersearchError):
+    """The study's `max_running` trials run now: a claim waits until one of them ends."""
+
+
 class TrialPruned(HypersearchError):
     """Raise from an objective to stop the trial early; it is recorded as PRUNED."""

@@ -51,6 +51,7 @@ def claim(
     propose: Any = by_number,
     uses_history: bool = False,
     worker: str | None = None,
+    max_running: int | None = None,
 ) -> FrozenTrial | None:
     return storage.claim(
         study.id,
@@ -60,6 +61,7 @@ def claim(
         max_trials=max_trials,
         lease_seconds=lease_seconds,
         worker=worker,
+        max_running=max_running,
     )
 
 
@@ -208,6 +210,22 @@ class StorageContract:
         assert fetched.config == {"max_trials": 10}
         assert fetched.version > record.version
 
+    def test_a_study_cache_round_trips_is_replaced_and_goes_with_its_study(
+        self, storage: Storage
+    ) -> None:
+        record = new_study(storage)
+        assert storage.get_cache(record.id, "gp") is None
+        storage.put_cache(record.id, "gp", {"path": {"12": [0.5, -1.25]}, "n": 3})
+        assert storage.get_cache(record.id, "gp") == {"path": {"12": [0.5, -1.25]}, "n": 3}
+        storage.put_cache(record.id, "gp", {"n": 4})  # replaced whole
+        assert storage.get_cache(record.id, "gp") == {"n": 4}
+        assert storage.get_cache(record.id, "tpe") is None
+        fetched = storage.get_study(record.name)
+        assert fetched is not None and fetched.version == record.version, "not a revision"
+        storage.delete_study(record.name)
+        again = new_study(storage)
+        assert storage.get_cache(again.id, "gp") is None
+
     def test_returned_config_is_a_copy(self, storage: Storage) -> None:
         record, _ = storage.create_study("s", "minimize", None, None, {"nested": {"a": 1}})
         record.config["nested"]["a"] = 99
@@ -247,6 +265,25 @@ class StorageContract:
         first, second = storage.get_trials(study.id)
         assert (first.host, first.worker, first.gpus) == (kept.host, "ray", None)
         assert (second.host, second.worker, second.gpus) == ("node-b/1234", "node-b:77", "1")
+
+    @pytest.mark.parametrize("history", [False, True], ids=["history-free", "history"])
+    def test_max_running_refuses_a_claim_while_that_many_run(
+        self, storage: Storage, history: bool
+    ) -> None:
+        from hypersearch.errors import StudyFull
+
+        study = new_study(storage)
+        first = claimed(storage, study, max_running=1, uses_history=history)
+        with pytest.raises(StudyFull):
+            claim(storage, study, OTHER, max_running=1, uses_history=history)
+        storage.enqueue(study.id, {"x": 9})  # a queued trial waits the same way
+        with pytest.raises(StudyFull):
+            claim(storage, study, OTHER, max_running=1, uses_history=history)
+        assert n_charged(storage, study) == 2, "a refused claim charges nothing"
+        complete(storage, first, 1.0)
+        queued = claimed(storage, study, OTHER, max_running=1, uses_history=history)
+        assert queued.flat_params == {"x": 9}
+        assert claimed(storage, study, max_running=2, uses_history=history).number == 2
 
     def test_studies_number_independently(self, storage: Storage) -> None:
         a, b = new_study(storage, "a"), new_study(storage, "b")

@@ -407,3 +407,33 @@ def test_cached_and_uncached_studies_match() -> None:
     for a, b in zip(runs[0].trials, runs[1].trials, strict=True):
         assert a.flat_params == pytest.approx(b.flat_params, abs=1e-3)
     assert runs[0].best_value - BRANIN_MIN < 0.05
+
+
+def test_a_process_joining_late_starts_from_the_stored_fits_and_suggests_the_same(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: the fitted hyperparameter path is stored with the study, so a new process
+    (a worker joining at trial 40, a resumed driver) makes no fit to catch up, and proposes
+    exactly what one replaying every fit proposes."""
+    url = f"sqlite:///{tmp_path}/gp.db"
+    first = hs.minimize(branin, BRANIN_SPACE, strategy="gp", max_trials=40, seed=3, storage=url,
+                        name="late", verbose=False)
+    assert first.storage.get_cache(first.id, "gp") is not None
+
+    def fresh(stored: bool) -> hs.Study:
+        study = hs.load_study("late", url)
+        if not stored:
+            monkeypatch.setattr(study.storage, "get_cache", lambda *_: None)
+        return study
+
+    warm, replaying = fresh(stored=True), fresh(stored=False)
+    history = warm.trials
+    assert warm._propose(history, 40) == replaying._propose(history, 40)
+    assert warm.sampler.fits == 1, "only the fit for the trial no one has fitted on yet"
+    assert replaying.sampler.fits > 20, "without it, a new process replays the fits"
+    # a stored state made for other settings (another seed, format or space) is ignored
+    foreign = dict(first.storage.get_cache(first.id, "gp"), key="another study's")
+    ignoring = hs.load_study("late", url)
+    monkeypatch.setattr(ignoring.storage, "get_cache", lambda *_: foreign)
+    assert ignoring._propose(history, 40) == replaying._propose(history, 40)
+    assert ignoring.sampler.fits > 20

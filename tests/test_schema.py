@@ -70,6 +70,7 @@ GOOD: dict[str, tuple[Any, list[str] | None, dict[str, Any]]] = {
     "patience": (4, ["4"], {}),
     "max_failures": (2, ["2"], {}),
     "n_jobs": (2, ["2"], {}),
+    "max_running": (3, ["3"], {}),
     "executor": ("process", ["process"], {}),
     "resources_per_trial": ({"cpu": 2}, ["cpu=2"], {}),
     "retries": (1, ["1"], {}),

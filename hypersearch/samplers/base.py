@@ -82,6 +82,16 @@ class Sampler:
         """The JSON-safe constructor keyword arguments that rebuild this sampler."""
         return {}
 
+    def warm_state(self, space: Space) -> dict[str, Any] | None:
+        """What makes this sampler's next suggestions for `space` cheap (a GP's fitted
+        hyperparameters), as JSON, when it changed since the last call; the study stores it so
+        a process that joins later starts warm. None: nothing new (or nothing kept)."""
+        return None
+
+    def warm_from(self, space: Space, state: dict[str, Any]) -> None:
+        """Take a `warm_state` another process stored: a head start that never changes a
+        suggestion (a state that does not fit is ignored)."""
+
     def check_space(self, space: Space | None) -> None:
         """Raise StrategyError when this sampler cannot serve `space` (None: define-by-run)."""
 

@@ -157,9 +157,11 @@ class Storage(ABC):
         lease_seconds: float,
         worker: str | None = None,
         gpus: str | None = None,
+        max_running: int | None = None,
     ) -> FrozenTrial | None:
         """Start the next trial as RUNNING under a lease held by `owner`, recording where it
-        runs (`worker`, `gpus`: "0,1").
+        runs (`worker`, `gpus`: "0,1"). Raises StudyFull when `max_running` trials of the study
+        run already (counted under the study lock: exact across every process).
 
         Takes the oldest WAITING trial first; otherwise, if fewer than `max_trials` trials are
         charged, calls `propose(history, number)` under the study lock (history holds every
@@ -362,6 +364,15 @@ class Storage(ABC):
     def integrity_problems(self) -> list[str]:
         """What the database itself finds damaged (SQLite's quick_check); [] when sound."""
         return []
+
+    @abstractmethod
+    def get_cache(self, study_id: int, name: str) -> dict[str, Any] | None:
+        """The cache `name` of a study (what a sampler keeps warm), or None."""
+
+    @abstractmethod
+    def put_cache(self, study_id: int, name: str, data: dict[str, Any]) -> None:
+        """Store (replace) a study's cache `name`: a JSON object. Not a revision of the study
+        (its version stays): a cache never changes a result."""
 
     @abstractmethod
     def add_note(self, study_id: int, trial_number: int | None, text: str) -> None:

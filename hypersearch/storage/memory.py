@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from hypersearch.errors import StudyFull
 from hypersearch.storage.base import (
     LogLine,
     MetricPoint,
@@ -39,6 +41,7 @@ class MemoryStorage(Storage):
         self._spans: dict[int, tuple[int, int]] = {}  # trial id -> (points, step span)
         self._logs: dict[int, list[LogLine]] = {}
         self._notes: dict[int, list[Note]] = {}  # study id -> notes
+        self._caches: dict[tuple[int, str], str] = {}  # (study id, name) -> JSON
         self._changes: dict[int, int] = {}  # study id -> trial changes (part of its version)
         self._next_id = 1
 
@@ -106,6 +109,8 @@ class MemoryStorage(Storage):
             self._charged.pop(record.id)
             self._waiting.pop(record.id)
             self._notes.pop(record.id, None)
+            for key in [k for k in self._caches if k[0] == record.id]:
+                del self._caches[key]
             return True
 
     def update_study_config(self, study_id: int, config: dict[str, Any]) -> None:
@@ -129,9 +134,13 @@ class MemoryStorage(Storage):
         lease_seconds: float,
         worker: str | None = None,
         gpus: str | None = None,
+        max_running: int | None = None,
     ) -> FrozenTrial | None:
         with self._lock:
             trials = self._trials[study_id]
+            if max_running is not None and sum(
+                    t.state is TrialState.RUNNING for t in trials) >= max_running:
+                raise StudyFull(f"{max_running} trial(s) of the study run now (max_running)")
             now = time.time()
             lease = {
                 "state": TrialState.RUNNING,
@@ -403,6 +412,18 @@ class MemoryStorage(Storage):
     def summary(self, study_id: int, direction: str) -> StudySummary:
         with self._lock:
             return summarize(self._trials[study_id], len(self._charged[study_id]), direction)
+
+    def get_cache(self, study_id: int, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            text = self._caches.get((study_id, name))
+        return None if text is None else json.loads(text)
+
+    def put_cache(self, study_id: int, name: str, data: dict[str, Any]) -> None:
+        text = json.dumps(data, allow_nan=False)  # a copy, and JSON as SQL storage keeps it
+        with self._lock:
+            if study_id not in self._trials:
+                raise KeyError(f"no study with id {study_id}")
+            self._caches[(study_id, name)] = text
 
     def add_note(self, study_id: int, trial_number: int | None, text: str) -> None:
         with self._lock:

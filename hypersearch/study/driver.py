@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from hypersearch.errors import StorageUnreachable
+from hypersearch.errors import StorageUnreachable, StudyFull
 from hypersearch.execution.executors import Finished
 from hypersearch.execution.infrastructure import host_failure
 from hypersearch.execution.leases import LeaseKeeper, sweep
@@ -124,6 +124,7 @@ class Leases:
                 propose=propose,
                 uses_history=uses_history,
                 max_trials=self.definition.max_trials,
+                max_running=self.definition.max_running,
                 lease_seconds=self.definition.lease_seconds,
                 worker=worker,
                 gpus=None if gpus is None else ",".join(map(str, gpus)),
@@ -294,6 +295,7 @@ class Here:
         return here
 
 
+FULL_WAIT = 0.25  # seconds between claims while the study is at max_running
 HOLD_RESULTS_FOR = 1800.0  # seconds a driver holds results while the database is unreachable
 
 
@@ -393,6 +395,7 @@ def run(
     breaker = Breaker()
     unwritten: list[Finished] = []  # results handed back by the executor, not yet recorded
     outage = _Outage()
+    full_until = 0.0  # the study is at max_running: no claim before this time
     unsubmitted: list[FrozenTrial] = []  # claimed, not yet handed to the executor
     gate = _InterruptGate()
     if gate.install():
@@ -411,7 +414,7 @@ def run(
             # the executor's slots); a worker's own --slots stays as it was started
             allowed = here.slots or jobs_here(study.definition.n_jobs)
             while (stop.reason is None and outage.allows() and running_executor.idle
-                   and running_executor.busy < allowed):
+                   and running_executor.busy < allowed and time.monotonic() >= full_until):
                 if deadline is not None and time.monotonic() >= deadline:
                     stop.set("max_time reached")
                     break
@@ -430,6 +433,9 @@ def run(
                 except StorageUnreachable as error:  # past the storage's patience: back off, go on
                     outage.begin(error, len(unwritten))
                     break
+                except StudyFull:  # max_running trials run (here or elsewhere): ask again soon
+                    full_until = time.monotonic() + FULL_WAIT * random.uniform(0.5, 1.5)
+                    break
                 outage.end()
                 if claimed is None and running_executor.busy and queues_successors:
                     break  # a running trial may yet queue one in its place (pbt): ask again
@@ -446,9 +452,15 @@ def run(
                 unsubmitted.clear()
                 claimed_here += 1
             if not running_executor.busy and not unwritten:
-                if not outage.active or stop.reason is not None:
+                waiting = outage.active or time.monotonic() < full_until
+                if not waiting or stop.reason is not None:
                     break
-                time.sleep(outage.wait())  # nothing runs: only claims wait for the database
+                # nothing runs here: claims wait for the database, or for a running trial
+                # elsewhere to end (max_running)
+                now = time.monotonic()
+                delays = [outage.wait()] if outage.active else []
+                delays += [full_until - now] if now < full_until else []
+                time.sleep(max(0.05, min(delays)))
                 continue
             unwritten.extend(running_executor.wait(timeout=outage.wait()))
             while unwritten and outage.allows():

@@ -260,6 +260,10 @@ SETTINGS: tuple[Setting, ...] = (
             group="limits"),
     Setting("n_jobs", N_JOBS, 1, "trials run at once by this process",
             ("-p", "--parallel", "--n-jobs"), group="limits", aliases={"parallel": ("yaml",)}),
+    Setting("max_running", optional(POSITIVE_INT), None,
+            "trials running at once in the whole study, across every worker and driver "
+            "(checked in each claim; -p/--parallel is one process's)", ("--max-running",),
+            group="limits"),
     Setting("executor", one_of(*EXECUTORS), "auto",
             "where trials run: auto (Python: in this process for 1 job, else child processes), "
             "inprocess, process, or ray (Ray tasks on the cluster of $RAY_ADDRESS, or a Ray "

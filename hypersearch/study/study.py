@@ -59,6 +59,7 @@ class Study:
         self._reports: ReportBuffer | None = None  # made on the first report, per run
         self._rungs: tuple[StudyDefinition, Any] | None = None  # (definition, its RungValues)
         self._pbt: tuple[StudyDefinition, int | None] | None = None  # (definition, population)
+        self._warmed: Sampler | None = None  # the sampler given the stored warm state
         self._said_no_checkpoint = False  # the warning that a PBT donor saved nothing, once
 
     # -- identity ------------------------------------------------------------------------------
@@ -352,7 +353,19 @@ class Study:
             self.direction,
             self._rung_values(history),
         )
-        params = self.sampler.suggest(context)
+        sampler = self.sampler
+        if self._warmed is not sampler:  # once per sampler: what other processes fitted
+            self._warmed = sampler
+            stored = self.storage.get_cache(self.id, sampler.name) if sampler.name else None
+            if stored is not None:
+                sampler.warm_from(self.space, stored)
+        params = sampler.suggest(context)
+        state = sampler.warm_state(self.space)
+        if state is not None:
+            try:
+                self.storage.put_cache(self.id, sampler.name, state)
+            except HypersearchError as error:  # a cache: the suggestion stands without it
+                log.warning("the %s sampler's warm state was not stored: %s", sampler.name, error)
         return None if params is None else self.space.validate(params)
 
     def _rung_values(self, history: Sequence[FrozenTrial]) -> Any:

@@ -23,6 +23,7 @@ built from, never changes a result. The first fit's restarts come from the study
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,13 @@ class SpaceCache:
     F: np.ndarray | None = None
     theta: np.ndarray | None = None
     L: np.ndarray | None = None
+    # the path as another process computed it (a stored warm state): checkpoint -> (digest
+    # of the prefix it was fitted on, θ), taken only where this history's prefix matches
+    seeded: dict[int, tuple[str, np.ndarray]] = field(default_factory=dict)
+    stored: Any = None  # a stored warm state not yet checked against this study's settings
+    key: str | None = None  # the settings the path holds for (`warm_state`)
+    fits_made = 0  # fits computed here (not seeded): a warm state is worth storing when it grows
+    fits_stored = 0
 
     def row(self, trial: FrozenTrial) -> np.ndarray | None:
         """The feature row of a trial, cached by number (checked against its parameters);
@@ -135,6 +143,10 @@ def hyperparameters(
         if c in path:
             theta = path[c]
             continue
+        seeded = cache.seeded.get(c)
+        if seeded is not None and seeded[0] == prefix_digest(numbers, y, c):
+            theta = path[c] = seeded[1]  # what this fit gives: another process made it
+            continue
         part = y[:c]
         if not np.isfinite(part).any():
             continue
@@ -158,7 +170,42 @@ def hyperparameters(
         path[c] = theta
         fits += 1
     cache.path_numbers, cache.path_y, cache.path = numbers, y, path
+    cache.fits_made += fits
     return (default_theta(layout.d) if theta is None else theta), fits
+
+
+def prefix_digest(numbers: np.ndarray, y: np.ndarray, c: int) -> str:
+    """A fingerprint of the first `c` usable trials (numbers and values): a fit on them."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(np.ascontiguousarray(numbers[:c], dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(y[:c], dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def warm_state(cache: SpaceCache, key: str) -> dict[str, Any]:
+    """The hyperparameter path as JSON: {"key", "path": {checkpoint: [digest, θ]}}; `key`
+    names the settings it holds for (space, seed, sampler options)."""
+    return {
+        "key": key,
+        "path": {str(c): [prefix_digest(cache.path_numbers, cache.path_y, c),
+                          [float(v) for v in theta]]
+                 for c, theta in sorted(cache.path.items())},
+    }
+
+
+def take_warm_state(cache: SpaceCache, state: Any, key: str) -> None:
+    """Seed `cache` with a stored `warm_state` made for the same `key`; anything else (another
+    version's, another space's, damaged) is ignored: it is only ever a head start."""
+    try:
+        if state.get("key") != key:
+            return
+        seeded = {int(c): (str(digest), np.array(theta, dtype=float))
+                  for c, (digest, theta) in state["path"].items()}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return
+    width = cache.layout.d + 2
+    cache.seeded = {c: v for c, v in seeded.items() if v[1].shape == (width,)
+                    and np.isfinite(v[1]).all()}
 
 
 def factor(

@@ -21,6 +21,8 @@ and needs the space's fixed dimensions for that.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import threading
 from collections import OrderedDict
@@ -33,7 +35,13 @@ from hypersearch.errors import StrategyError
 from hypersearch.samplers.base import Context, Sampler, check_int
 from hypersearch.samplers.gp.acquisition import Posterior
 from hypersearch.samplers.gp.encoding import Layout
-from hypersearch.samplers.gp.fitting import SpaceCache, factor, hyperparameters
+from hypersearch.samplers.gp.fitting import (
+    SpaceCache,
+    factor,
+    hyperparameters,
+    take_warm_state,
+    warm_state,
+)
 from hypersearch.samplers.gp.model import append_rows, matern, sqdist, unpack
 from hypersearch.samplers.gp.optim_mixed import maximise
 from hypersearch.samplers.sobol import Sobol
@@ -41,6 +49,7 @@ from hypersearch.space import Distribution, Space
 from hypersearch.trial import FrozenTrial, TrialState
 
 DEFAULT_STARTUP = 10
+_WARM_FORMAT = 1  # of `warm_state`: a stored state of another format is not taken
 _MAX_CACHED_SPACES = 8
 _PENDING = (TrialState.RUNNING, TrialState.WAITING)
 _DEFINE_BY_RUN = (
@@ -163,11 +172,39 @@ class GP(Sampler):
         sobol_seed = int(context.rng.integers(0, 2**63 - 1))
         with self._lock, _blas_limit():
             cache = self._space_cache(space)
+            if cache.key is None:
+                cache.key = self._warm_key(space, context.seed)
+            if cache.stored is not None:  # a warm state another process stored: check, take
+                take_warm_state(cache, cache.stored, cache.key)
+                cache.stored = None
             pending = [t for t in context.history if t.state in _PENDING]
             r = self._propose(cache, done, pending, context.sign, context.seed, sobol_seed)
         if r is None:
             return self._sobol.suggest(context)
         return space.decode(r)
+
+    # -- a warm start for other processes (stored with the study: Study._propose) ------------
+
+    def warm_state(self, space: Space) -> dict[str, Any] | None:
+        """The fitted hyperparameter path for `space` as JSON, when fits were made here since
+        the last call (else None): a process that takes it (`warm_from`) skips those fits, and
+        suggests exactly what it would have after replaying them."""
+        with self._lock:
+            cache = self._cache.get(space.to_json_str())
+            if cache is None or cache.key is None or cache.fits_made == cache.fits_stored:
+                return None
+            cache.fits_stored = cache.fits_made
+            return warm_state(cache, cache.key)
+
+    def warm_from(self, space: Space, state: dict[str, Any]) -> None:
+        """Start from a `warm_state` another process stored (checked at the next suggestion)."""
+        with self._lock:
+            self._space_cache(space).stored = state
+
+    def _warm_key(self, space: Space, seed: int) -> str:
+        text = json.dumps([_WARM_FORMAT, space.to_json_str(), self.config(), seed],
+                          sort_keys=True)
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
     def _space_cache(self, space: Space) -> SpaceCache:
         key = space.to_json_str()

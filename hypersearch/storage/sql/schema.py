@@ -125,6 +125,19 @@ logs = sa.Table(
     sa.Index("ix_logs_trial_stream_seq", "trial_id", "stream", "seq"),
 )
 
+# what a sampler keeps warm, by study and sampler name (migration 0006): a cache, never a result
+study_caches = sa.Table(
+    "study_caches",
+    metadata,
+    sa.Column(
+        "study_id", sa.Integer, sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("data_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("study_id", "name"),
+)
+
 notes = sa.Table(
     "notes",
     metadata,

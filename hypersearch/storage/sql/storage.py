@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from hypersearch.errors import StorageError
+from hypersearch.errors import StorageError, StudyFull
 from hypersearch.storage.base import (
     LogLine,
     MetricPoint,
@@ -65,6 +65,36 @@ _INSERT_FIELDS = {
         "text) WHERE t.id = :trial_id"
     ),
 }
+
+
+# the columns a claim writes (SQLStorage.claim), bound by name in `_claim_in_one`
+_CLAIM_COLUMNS = ("study_id", "number", "params_json", "metrics_json", "user_attrs_json",
+                  "charged", "lease_epoch", "created_at", "started_at", "lease_expiry", "state",
+                  "owner", "host", "worker", "gpus")
+
+
+def _fields_of(written: Any) -> Any:
+    """PostgreSQL: a CTE inserting the fields (bound as arrays f_field, f_num, f_text) of the
+    trial that the CTE `written` returns (id, study_id), if it returns one: the row and its
+    fields in one statement, one round trip."""
+    from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+
+    b = sa.bindparam
+    rows = sa.func.unnest(
+        b("f_field", type_=ARRAY(sa.Text)), b("f_num", type_=ARRAY(DOUBLE_PRECISION)),
+        b("f_text", type_=ARRAY(sa.Text)),
+    ).table_valued("field", "num", "text").render_derived(name="u")
+    return trial_fields.insert().from_select(
+        ["trial_id", "study_id", "field", "value_num", "value_text"],
+        sa.select(written.c.id, written.c.study_id, rows.c.field, rows.c.num, rows.c.text)
+        .select_from(written.join(rows, sa.true())),
+    ).cte("fields")
+
+
+def _field_arrays(prefix: str, values: dict[str, Any]) -> dict[str, list[Any]]:
+    rows = field_rows(prefix, values)
+    return {"f_field": [r["field"] for r in rows], "f_num": [r["value_num"] for r in rows],
+            "f_text": [r["value_text"] for r in rows]}
 
 
 def _dumps(value: Any) -> str:
@@ -154,6 +184,14 @@ class SQLStorage(Storage):
             .where(trials.c.owner == b("b_owner"), trials.c.state == TrialState.RUNNING.value)
             .values(lease_expiry=self._now + b("b_lease", type_=sa.Float))
         )
+        if not self._sqlite:  # PostgreSQL: a trial's row and its fields in one statement
+            claimed = trials.insert().values(
+                {name: b(name, type_=trials.c[name].type) for name in _CLAIM_COLUMNS}
+            ).returning(trials.c.id, trials.c.study_id).cte("claimed")
+            self._claim_in_one = sa.select(claimed.c.id).add_cte(_fields_of(claimed))
+            done = self._finish_trial.returning(trials.c.id, trials.c.study_id).cte("done")
+            self._finish_in_one = sa.select(sa.func.count()).select_from(done).add_cte(
+                _fields_of(done))
         returning = (
             studies.c.next_number,
             studies.c.n_charged,
@@ -350,7 +388,8 @@ class SQLStorage(Storage):
             for table in (metrics, schema.logs, trial_fields):
                 conn.execute(table.delete().where(table.c.trial_id.in_(trial_ids)))
             conn.execute(trials.delete().where(trials.c.study_id == study_id))
-            conn.execute(schema.notes.delete().where(schema.notes.c.study_id == study_id))
+            for table in (schema.notes, schema.study_caches):
+                conn.execute(table.delete().where(table.c.study_id == study_id))
             conn.execute(studies.delete().where(studies.c.id == study_id))
             return True
 
@@ -449,6 +488,7 @@ class SQLStorage(Storage):
         lease_seconds: float,
         worker: str | None = None,
         gpus: str | None = None,
+        max_running: int | None = None,
     ) -> FrozenTrial | None:
         host = host_id()
         lease = {
@@ -481,6 +521,14 @@ class SQLStorage(Storage):
             # read after the hint: every trial numbered below it is committed, so is in here
             return int(row.next_number), row, self._load_history(conn, study_id)
 
+        def full(conn: Connection) -> None:
+            """Under the study lock: refuse the claim when `max_running` trials run."""
+            if max_running is not None and conn.execute(
+                sa.select(sa.func.count()).select_from(trials).where(
+                    trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING.value)
+            ).scalar_one() >= max_running:
+                raise _Abort(_FULL)
+
         def new_trial(conn: Connection) -> FrozenTrial | None:
             if tried:
                 mine = self._claimed_by_last_try(conn, tried, owner)
@@ -495,6 +543,7 @@ class SQLStorage(Storage):
                 raise _Abort(_TAKE_WAITING)
             if max_trials is not None and locked.n_charged > max_trials:
                 raise _Abort(None)
+            full(conn)
             number, now = locked.next_number - 1, float(locked.now)
             if uses_history:
                 hint, params = proposed[-1]
@@ -507,22 +556,26 @@ class SQLStorage(Storage):
                 raise _Abort(None)
             params_json = _dumps(params)
             tried.update(study_id=study_id, number=number, now=now)
-            result = conn.execute(
-                self._insert_trial,
-                {
-                    "study_id": study_id,
-                    "number": number,
-                    "params_json": params_json,
-                    "metrics_json": "{}",
-                    "user_attrs_json": "{}",
-                    "charged": True,
-                    "lease_epoch": 1,
-                    "created_at": now,
-                    "started_at": now,
-                    "lease_expiry": now + lease_seconds,
-                    **lease,
-                },
-            )
+            row = {
+                "study_id": study_id,
+                "number": number,
+                "params_json": params_json,
+                "metrics_json": "{}",
+                "user_attrs_json": "{}",
+                "charged": True,
+                "lease_epoch": 1,
+                "created_at": now,
+                "started_at": now,
+                "lease_expiry": now + lease_seconds,
+                **lease,
+            }
+            if self._sqlite:
+                trial_id = self._write_fields(
+                    conn, conn.execute(self._insert_trial, row).inserted_primary_key[0],
+                    "params.", json.loads(params_json))
+            else:
+                trial_id = conn.execute(self._claim_in_one, {
+                    **row, **_field_arrays("params.", json.loads(params_json))}).scalar_one()
             return FrozenTrial(
                 number=number,
                 state=TrialState.RUNNING,
@@ -534,8 +587,7 @@ class SQLStorage(Storage):
                 gpus=gpus,
                 owner=owner,
                 lease_epoch=1,
-                id=self._write_fields(conn, result.inserted_primary_key[0], "params.",
-                                      json.loads(params_json)),
+                id=trial_id,
             )
 
         def waiting_trial(conn: Connection) -> FrozenTrial | None:
@@ -547,6 +599,7 @@ class SQLStorage(Storage):
             locked = self._lock_study(conn, study_id, n_waiting=studies.c.n_waiting - 1)
             if locked.n_waiting < 0:
                 raise _Abort(_NONE_WAITING)  # another worker took the last one
+            full(conn)
             waiting = conn.execute(
                 sa.select(trials.c.id)
                 .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING.value)
@@ -570,8 +623,14 @@ class SQLStorage(Storage):
         while True:
             if uses_history:
                 hint, counters, history = self._run(snapshot, write=False)
+                if max_running is not None and sum(
+                        t.state is TrialState.RUNNING for t in history) >= max_running:
+                    raise StudyFull(f"{max_running} trial(s) of the study run now (max_running)")
                 if counters.n_waiting > 0:
                     claimed = self._run(waiting_trial, write=True)
+                    if claimed is _FULL:
+                        raise StudyFull(
+                            f"{max_running} trial(s) of the study run now (max_running)")
                     if claimed is not _NONE_WAITING:
                         return claimed
                     continue
@@ -581,6 +640,8 @@ class SQLStorage(Storage):
             claimed = self._run(new_trial, write=True)
             if claimed is _TAKE_WAITING:
                 claimed = self._run(waiting_trial, write=True)
+            if claimed is _FULL:
+                raise StudyFull(f"{max_running} trial(s) of the study run now (max_running)")
             if claimed is not _NONE_WAITING and claimed is not _PROPOSE_AGAIN:
                 return claimed
 
@@ -718,6 +779,17 @@ class SQLStorage(Storage):
         }
 
         tries = 0
+        if not self._sqlite and flat_params is None:  # one statement: atomic by itself
+
+            def in_one(conn: Connection) -> bool:
+                nonlocal tries
+                tries += 1
+                fields = _field_arrays("metrics.", json.loads(values["b_metrics"]))
+                written = conn.execute(self._finish_in_one, {**values, **fields}).scalar_one()
+                return written == 1 or (
+                    tries > 1 and self._holds_outcome(conn, trial_id, owner, epoch, outcome))
+
+            return self._run(in_one, write=False)
 
         def work(conn: Connection) -> bool:
             nonlocal tries
@@ -1337,6 +1409,33 @@ class SQLStorage(Storage):
 
         return self._run(work, write=False)
 
+    def get_cache(self, study_id: int, name: str) -> dict[str, Any] | None:
+        caches = schema.study_caches
+        query = sa.select(caches.c.data_json).where(caches.c.study_id == study_id,
+                                                    caches.c.name == name)
+
+        def work(conn: Connection) -> dict[str, Any] | None:
+            text = conn.execute(query).scalar()
+            return None if text is None else json.loads(text)
+
+        return self._run(work, write=False)
+
+    def put_cache(self, study_id: int, name: str, data: dict[str, Any]) -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        caches = schema.study_caches
+        text = json.dumps(data, allow_nan=False)
+        insert = (sqlite if self._sqlite else postgresql).insert(caches).values(
+            study_id=study_id, name=name, data_json=text, updated_at=self._now)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[caches.c.study_id, caches.c.name],
+            set_={"data_json": insert.excluded.data_json, "updated_at": insert.excluded.updated_at})
+
+        def work(conn: Connection) -> None:
+            conn.execute(upsert)
+
+        self._run(work, write=True)
+
     def add_note(self, study_id: int, trial_number: int | None, text: str) -> None:
         def work(conn: Connection) -> None:
             conn.execute(notes.insert().values(study_id=study_id, trial_number=trial_number,
@@ -1379,6 +1478,7 @@ class _Abort(Exception):
 _TAKE_WAITING = object()  # claim found WAITING trials: take one in a second transaction
 _PROPOSE_AGAIN = object()  # the point proposed from a snapshot was claimed since: propose anew
 _NONE_WAITING = object()  # ...but another worker took the last one first
+_FULL = object()  # max_running trials run now: StudyFull
 
 
 def _first_line(error: Exception) -> str:
