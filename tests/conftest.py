@@ -211,6 +211,15 @@ def storage_handle(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[St
 
 
 @pytest.fixture(params=SQL_BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A new study database on each SQL backend: an SQLite file in the test's folder (the
+    folder the `workdir` fixtures use), or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/hs.db"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=SQL_BACKENDS)
 def sql_storage_handle(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[StorageHandle]:
     """Like `storage_handle`, for the backends several processes can share (SQLite, PostgreSQL)."""
     from hypersearch.storage import get_storage

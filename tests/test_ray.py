@@ -66,13 +66,6 @@ def cluster(workdir: Path) -> Iterator[Any]:
         made.shutdown()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, workdir: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{workdir}/hs.db"  # this driver's own file: tasks never open it
-    return str(request.getfixturevalue("postgres_url"))
-
-
 def test_a_python_study_runs_on_both_nodes_and_stores_where_each_trial_ran(
     cluster: Any, url: str
 ) -> None:

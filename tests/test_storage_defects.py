@@ -463,13 +463,6 @@ class _DropsAfterCommit:
             raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sql_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/ack.db"
-    return str(request.getfixturevalue("postgres_url"))
-
-
 def _claim(storage: Any, study_id: int) -> Any:
     trial = storage.claim(
         study_id, "o", propose=_by_number, uses_history=False, max_trials=None, lease_seconds=600
@@ -479,11 +472,11 @@ def _claim(storage: Any, study_id: int) -> Any:
 
 
 def test_defect_finish_retried_after_its_commit_was_lost_is_not_reported_as_fenced(
-    sql_url: str, monkeypatch: pytest.MonkeyPatch
+    url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The connection drops after the result was committed but before we heard so: the retry
     finds the trial finished by us and must say True, not "lease lost"."""
-    storage = SQLStorage(sql_url, patience=10.0)
+    storage = SQLStorage(url, patience=10.0)
     try:
         record, _ = storage.create_study("ack", "minimize", None, None, {})
         for value in (3.0, float("nan")):
@@ -502,11 +495,11 @@ def test_defect_finish_retried_after_its_commit_was_lost_is_not_reported_as_fenc
 
 
 def test_defect_claim_retried_after_its_commit_was_lost_leaves_no_orphan_trial(
-    sql_url: str, monkeypatch: pytest.MonkeyPatch
+    url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A claim whose COMMIT landed unheard used to be retried into a second trial; the first
     stayed RUNNING under our owner, its lease renewed by our heartbeat forever."""
-    storage = SQLStorage(sql_url, patience=10.0)
+    storage = SQLStorage(url, patience=10.0)
     try:
         record, _ = storage.create_study("ack", "minimize", None, None, {})
         storage.enqueue(record.id, {"x": -1})

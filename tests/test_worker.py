@@ -63,13 +63,6 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, workdir: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{workdir}/hs.db"
-    return str(request.getfixturevalue("postgres_url"))
-
-
 def _create(url: str, workdir: Path, name: str, space: Any, **settings: Any) -> hs.Study:
     return hs.create_study(space, name=name, storage=url, **settings)
 
@@ -136,8 +129,6 @@ def test_worker_waits_for_a_budget_raised_with_set(workdir: Path) -> None:
     _check_invariants(hs.load_study("grow", url), 7)
 
 
-@pytest.mark.parametrize("url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-                         indirect=True)
 def test_max_running_caps_the_study_across_every_worker(url: str, workdir: Path) -> None:
     """`set --max-running 2`: three workers of two slots each never run more than two trials
     of the study at once (each claim counts the running ones under the study lock)."""

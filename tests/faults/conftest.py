@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import private_postgres  # noqa: F401  (a fixture)
+
+from faults.harness import private_postgres  # noqa: F401  (a fixture)
 
 # The objectives the scenarios' workers import (`fobj:NAME`): each takes a little time and
 # reports, so kills land in the middle of trials and of their writes.
@@ -58,10 +59,3 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, workdir: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{workdir}/hs.db"
-    return str(request.getfixturevalue("postgres_url"))

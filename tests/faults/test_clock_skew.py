@@ -9,9 +9,8 @@ import os
 import time
 from pathlib import Path
 
-from harness import check_invariants, finish, start_worker
-
 import hypersearch as hs
+from faults.harness import check_invariants, finish, start_worker
 from hypersearch.trial import TrialState
 
 SKEW = 7200.0

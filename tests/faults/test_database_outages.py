@@ -8,9 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness import PrivatePostgres, Watch, check_invariants, finish, start_worker
-
 import hypersearch as hs
+from faults.harness import PrivatePostgres, Watch, check_invariants, finish, start_worker
 from hypersearch.trial import TrialState
 
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import _cannot, check_invariants, finish, start_worker
 
 import hypersearch as hs
+from faults.harness import _cannot, check_invariants, finish, start_worker
 
 
 @pytest.fixture

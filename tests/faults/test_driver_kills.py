@@ -463,18 +463,15 @@ def test_interrupt_while_recording_a_result_leaves_no_trial_running(
     monkeypatch.setattr(driver.Leases, "finish", finish_once_interrupted)
     url = f"sqlite:///{tmp_path}/w.db"
     with pytest.raises(KeyboardInterrupt):
-        hs.minimize(
-            lambda p: (p["x"] - 0.25) ** 2,
-            {"x": hs.uniform(-1.0, 1.0)},
-            max_trials=3,
-            name=NAME,
-            storage=url,
-            seed=0,
-            verbose=False,
-        )
+        _three_trials(url)
     trials = hs.load_study(NAME, url).trials
     assert interrupted == [0]
     assert [t.state for t in trials] == [TrialState.COMPLETE], "it ran to its end: recorded"
+
+
+def _three_trials(url: str) -> None:
+    hs.minimize(lambda p: (p["x"] - 0.25) ** 2, {"x": hs.uniform(-1.0, 1.0)}, max_trials=3,
+                name=NAME, storage=url, seed=0, verbose=False)
 
 
 def test_interrupt_just_after_a_claim_leaves_no_trial_running(
@@ -499,15 +496,7 @@ def test_interrupt_just_after_a_claim_leaves_no_trial_running(
     monkeypatch.setattr(SQLStorage, "claim", claim_then_ctrl_c)
     url = f"sqlite:///{tmp_path}/c.db"
     with pytest.raises(KeyboardInterrupt):
-        hs.minimize(
-            lambda p: (p["x"] - 0.25) ** 2,
-            {"x": hs.uniform(-1.0, 1.0)},
-            max_trials=3,
-            name=NAME,
-            storage=url,
-            seed=0,
-            verbose=False,
-        )
+        _three_trials(url)
     trials = hs.load_study(NAME, url).trials
     assert signalled == [1]
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAILED, TrialState.WAITING]

@@ -8,9 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness import PY, check_invariants, finish, hs_cli, start_worker
-
 import hypersearch as hs
+from faults.harness import PY, check_invariants, finish, hs_cli, start_worker
 from hypersearch.trial import TrialState
 
 

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import PY, check_invariants, finish, start_worker
 
 import hypersearch as hs
+from faults.harness import PY, check_invariants, finish, start_worker
 
 SPAWNER = '''
 import os, subprocess, sys, time

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Watch, check_invariants, finish, start_worker
 
 import hypersearch as hs
+from faults.harness import Watch, check_invariants, finish, start_worker
 
 
 def kill_workers_at_random(url: str, workdir: Path, kills: int, budget: int, workers: int,

@@ -1,0 +1,1 @@
+"""Fault-injection scenarios (ANCHORS.md R1-R17 and more): real processes, one invariant check."""
