@@ -23,7 +23,12 @@ class StorageError(HypersearchError):
     """The storage cannot be opened or used (bad URL, unreachable server, read-only file)."""
 
 
-class StorageUnreachable(StorageError):
+class StorageFailure(StorageError):
+    """A database that worked fails: unreachable, or its disk full or read-only. Not a usage
+    mistake: the command line exits 1 for it (2 for a wrong URL or file)."""
+
+
+class StorageUnreachable(StorageFailure):
     """The database stayed unreachable (or busy) for the storage's whole patience; it may come
     back: a driver holds its results and tries again (study/driver.py)."""
 

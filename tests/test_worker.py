@@ -130,13 +130,14 @@ def test_worker_waits_for_a_budget_raised_with_set(workdir: Path) -> None:
 
 
 def test_max_running_caps_the_study_across_every_worker(url: str, workdir: Path) -> None:
-    """`set --max-running 2`: three workers of two slots each never run more than two trials
-    of the study at once (each claim counts the running ones under the study lock)."""
+    """`set --max-running 2`: three one-slot workers never run more than two trials of the
+    study at once, and do run two (so the count is the study's, not one process's: each claim
+    counts the running trials under the study lock)."""
     _create(url, workdir, "capped", {"x": hs.uniform(0, 1)}, objective="wobj:slow",
             max_trials=14, strategy="random")
     changed = _hs(["set", "capped", "--storage", url, "--max-running", "2"], workdir)
     assert changed.returncode == 0 and "max_running: None -> 2" in changed.stderr, changed.stderr
-    workers = [_start_worker(["--storage", url, "--study", "capped", "--slots", "2"], workdir)
+    workers = [_start_worker(["--storage", url, "--study", "capped", "--slots", "1"], workdir)
                for _ in range(3)]
     study = hs.load_study("capped", url)
     most = 0
@@ -145,8 +146,7 @@ def test_max_running_caps_the_study_across_every_worker(url: str, workdir: Path)
         time.sleep(0.05)
     assert [code for code, _, _ in _finish(workers)] == [0, 0, 0]
     assert most == 2, f"at most 2 trials ran at once, and 2 did (saw {most})"
-    trials = _check_invariants(study, 14)
-    assert len({t.owner for t in trials}) >= 2, "the cap is shared, not one worker's"
+    _check_invariants(study, 14)
 
 
 def test_set_lowers_the_budget_of_a_running_worker(workdir: Path) -> None:

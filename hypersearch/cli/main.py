@@ -49,11 +49,12 @@ def _fail_usage(message: str) -> None:
 
 
 def _cli_error(error: Exception) -> click.ClickException:
-    """What the terminal shows for `error`: a storage that fails (full, read-only, gone) is not
-    a usage mistake, so exit status 1 without the usage hint; anything else exit status 2."""
-    from hypersearch.errors import StorageError
+    """What the terminal shows for `error`: a database that fails (full, read-only, gone) is
+    not a usage mistake, so exit status 1 without the usage hint; anything else (a wrong URL
+    or file included) exit status 2."""
+    from hypersearch.errors import StorageFailure
 
-    if isinstance(error, StorageError):
+    if isinstance(error, StorageFailure):
         return click.ClickException(str(error))
     return UsageError(str(error))
 

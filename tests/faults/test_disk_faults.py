@@ -50,7 +50,7 @@ def test_a_full_disk_stops_the_worker_with_the_path_and_resume_finishes(
                     strategy="random", seed=1)
     filler = _fill(small_disk, leave=96 * 1024)
     ((code, err),) = finish([start_worker(url, "full", workdir)], timeout=120)
-    assert code != 0, "the worker cannot go on with a full disk"
+    assert code == 1, "the worker cannot go on with a full disk: exit 1, not a usage error"
     assert str(small_disk / "hs.db") in err and "full" in err, err[-2000:]
     assert "Traceback" not in err, err[-3000:]
     filler.unlink()
@@ -70,7 +70,7 @@ def test_a_read_only_disk_stops_the_worker_with_the_path_and_resume_finishes(
         ((code, err),) = finish([start_worker(url, "ro", workdir)], timeout=120)
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
-    assert code != 0
+    assert code == 1, "exit 1: the disk failed, not the usage"
     assert str(small_disk / "hs.db") in err and "read" in err.lower(), err[-2000:]
     assert "Traceback" not in err, err[-3000:]
     ((code, err),) = finish([start_worker(url, "ro", workdir)], timeout=240)

@@ -81,3 +81,32 @@ def test_many_processes_on_one_study_keep_the_exact_budget(
     if backend == "postgres":
         server = request.getfixturevalue("postgres_server")
         assert server.connections(url) == 0, "connections left open"
+
+
+def test_a_grid_served_by_workers_killed_at_random_runs_each_point_once(
+    url: str, workdir: Path
+) -> None:
+    """R8 under kills: every grid point ends COMPLETE exactly once; a point whose worker was
+    killed is re-run (the same parameters), never handed out twice while it runs."""
+    points = [round(0.05 * i, 2) for i in range(30)]
+    hs.create_study({"x": hs.choice(points)}, name="grid", storage=url, objective="fobj:steady",
+                    strategy="grid", lease_seconds=2.0)
+    rng = random.Random(8)
+    alive = [start_worker(url, "grid", workdir, "--idle-exit", "4") for _ in range(3)]
+    everyone, killed = list(alive), 0
+    while killed < 3:
+        time.sleep(rng.uniform(0.3, 0.8))
+        alive = [w for w in alive if w.poll() is None]
+        if not alive:
+            break
+        victim = rng.choice(alive)
+        victim.kill()
+        victim.wait()
+        killed += 1
+        alive.append(start_worker(url, "grid", workdir, "--idle-exit", "4"))
+        everyone.append(alive[-1])
+    ended = finish(everyone)
+    assert all(code in (0, -9) for code, _ in ended), [e for c, e in ended if c not in (0, -9)]
+    trials = check_invariants(url, "grid", len(points))
+    done = sorted(t.params["x"] for t in trials if t.state.value == "COMPLETE")
+    assert done == points, "every grid point exactly once"

@@ -37,7 +37,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hypersearch.errors import StorageError
+from hypersearch.errors import StorageError, StorageFailure
 
 log = logging.getLogger("hypersearch.storage")
 
@@ -257,9 +257,9 @@ def _check_sqlite_path(database: str | None, *, create: bool, read_only: bool = 
     if read_only:
         pass  # a reader needs no write access to the file (SQLite itself opens the -shm file)
     elif exists and not os.access(path, os.W_OK):
-        raise StorageError(f"the SQLite file {path} is read-only; hypersearch needs to write it")
+        raise StorageFailure(f"the SQLite file {path} is read-only; hypersearch needs to write it")
     elif not os.access(directory, os.W_OK):
-        raise StorageError(
+        raise StorageFailure(
             f"cannot write in {directory}: SQLite needs to create {os.path.basename(path)} "
             "and its -wal/-shm files there"
         )

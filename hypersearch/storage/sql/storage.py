@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from hypersearch.errors import StorageError, StudyFull
+from hypersearch.errors import StorageError, StorageFailure, StudyFull
 from hypersearch.storage.base import (
     LogLine,
     MetricPoint,
@@ -249,7 +249,8 @@ class SQLStorage(Storage):
                             f"no database at {self._safe_url()} (nothing has run there yet?): "
                             f"{message}"
                         ) from None
-                    raise StorageError(f"{self._safe_url()}: {message}") from error
+                    failed = StorageFailure if _is_disk_failure(message) else StorageError
+                    raise failed(f"{self._safe_url()}: {message}") from error
                 if backoff is None:
                     backoff = Backoff(self._safe_url(), self._patience)
                 if not backoff.wait(message):
@@ -1494,6 +1495,12 @@ def _nan_as_none(value: float | None) -> float | None:
 def _is_not_a_database(message: str) -> bool:
     text = message.lower()
     return "file is not a database" in text or "disk image is malformed" in text
+
+
+def _is_disk_failure(message: str) -> bool:
+    """A database file that can no longer be written: its disk is full or read-only."""
+    text = message.lower()
+    return any(m in text for m in ("disk is full", "readonly database", "read-only"))
 
 
 def _is_permanent(error: Exception) -> bool:
