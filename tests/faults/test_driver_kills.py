@@ -572,18 +572,7 @@ def crashy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_process_executor_isolates_a_dying_objective(
     tmp_path: Path, crashy: Any, function: str, how: str
 ) -> None:
-    url = f"sqlite:///{tmp_path}/c.db"
-    study = hs.minimize(
-        getattr(crashy, function),
-        {"x": hs.uniform(-1.0, 1.0)},
-        max_trials=2,
-        n_jobs=1,
-        executor="process",
-        name=NAME,
-        storage=url,
-        seed=0,
-        verbose=False,
-    )
+    study = _in_child_processes(getattr(crashy, function), 2, tmp_path)
     trials = study.trials
     assert [t.state for t in trials] == [TrialState.FAILED, TrialState.FAILED]
     for trial in trials:
@@ -592,19 +581,14 @@ def test_process_executor_isolates_a_dying_objective(
     assert study.summary().n_trials == 2
 
 
+def _in_child_processes(objective: Any, max_trials: int, tmp_path: Path) -> hs.Study:
+    return hs.minimize(objective, {"x": hs.uniform(-1.0, 1.0)}, max_trials=max_trials,
+                       n_jobs=1, executor="process", name=NAME,
+                       storage=f"sqlite:///{tmp_path}/c.db", seed=0, verbose=False)
+
+
 def test_process_executor_goes_on_after_a_crash(tmp_path: Path, crashy: Any) -> None:
-    url = f"sqlite:///{tmp_path}/c.db"
-    study = hs.minimize(
-        crashy.exits_once,
-        {"x": hs.uniform(-1.0, 1.0)},
-        max_trials=4,
-        n_jobs=1,
-        executor="process",
-        name=NAME,
-        storage=url,
-        seed=0,
-        verbose=False,
-    )
+    study = _in_child_processes(crashy.exits_once, 4, tmp_path)
     states = [t.state for t in study.trials]
     assert states == [TrialState.FAILED] + [TrialState.COMPLETE] * 3
     assert study.trials[0].failure_reason == FailureReason.CRASHED.value
