@@ -47,6 +47,9 @@ class StudyExhausted(HypersearchError):
 class StudyFull(HypersearchError):
     """The study's `max_running` trials run now: a claim waits until one of them ends."""
 
+    def __init__(self, max_running: int) -> None:
+        super().__init__(f"{max_running} trial(s) of the study run now (max_running)")
+
 
 class TrialPruned(HypersearchError):
     """Raise from an objective to stop the trial early; it is recorded as PRUNED."""

@@ -77,14 +77,15 @@ def connect(ray: Any) -> bool:
     return address is None
 
 
+_RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}  # the schema writes these two in lower case
+
+
 def task_options(resources: Mapping[str, float]) -> dict[str, Any]:
     """Ray's task options for `resources_per_trial` ({"cpu": 1, "gpu": 1, "custom": 2})."""
-    custom = {k: float(v) for k, v in resources.items() if k.lower() not in ("cpu", "gpu")}
-    lowered = {k.lower(): float(v) for k, v in resources.items()}
     return {
-        "num_cpus": lowered.get("cpu", 0.0),
-        "num_gpus": lowered.get("gpu", 0.0),
-        "resources": custom,
+        "num_cpus": float(resources.get("cpu", 0.0)),
+        "num_gpus": float(resources.get("gpu", 0.0)),
+        "resources": {k: float(v) for k, v in resources.items() if k not in _RAY_NAMES},
         "max_retries": 0,  # the study's retry policy decides, not Ray
         # the driver's import path, as child processes get it: the objective's module imports
         "runtime_env": {"env_vars": {"PYTHONPATH": _python_path()}},
@@ -93,8 +94,7 @@ def task_options(resources: Mapping[str, float]) -> dict[str, Any]:
 
 def check_fits(ray: Any, resources: Mapping[str, float]) -> None:
     """Refuse `resources_per_trial` no node of the cluster has: its tasks would wait forever."""
-    wanted = {("CPU" if k.lower() == "cpu" else "GPU" if k.lower() == "gpu" else k): float(v)
-              for k, v in resources.items() if float(v) > 0}
+    wanted = {_RAY_NAMES.get(k, k): float(v) for k, v in resources.items() if float(v) > 0}
     nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
     if any(all(node.get(k, 0.0) >= v for k, v in wanted.items()) for node in nodes):
         return

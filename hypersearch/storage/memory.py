@@ -140,7 +140,7 @@ class MemoryStorage(Storage):
             trials = self._trials[study_id]
             if max_running is not None and sum(
                     t.state is TrialState.RUNNING for t in trials) >= max_running:
-                raise StudyFull(f"{max_running} trial(s) of the study run now (max_running)")
+                raise StudyFull(max_running)
             now = time.time()
             lease = {
                 "state": TrialState.RUNNING,

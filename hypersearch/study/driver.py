@@ -457,10 +457,8 @@ def run(
                     break
                 # nothing runs here: claims wait for the database, or for a running trial
                 # elsewhere to end (max_running)
-                now = time.monotonic()
-                delays = [outage.wait()] if outage.active else []
-                delays += [full_until - now] if now < full_until else []
-                time.sleep(max(0.05, min(delays)))
+                resume = max(full_until, outage.next_try if outage.active else 0.0)
+                time.sleep(min(1.0, max(0.05, resume - time.monotonic())))
                 continue
             unwritten.extend(running_executor.wait(timeout=outage.wait()))
             while unwritten and outage.allows():

@@ -42,12 +42,14 @@ def has_work(study: Study) -> bool:
         return False
     if process_owner() in control.get("quarantined", {}):
         return False  # until lifted (hypersearch workers STUDY --lift HOST:PID)
-    study._leases.sweep()  # a dead worker's trial, re-queued, is work even with the budget spent
     summary = study.summary()
-    if summary.counts.get(TrialState.WAITING.value, 0):
-        return True
     budget = study.definition.max_trials
-    return budget is None or summary.n_trials < budget
+    if summary.counts.get(TrialState.WAITING.value, 0) or budget is None or (
+            summary.n_trials < budget):
+        return True
+    # the budget is spent, but a dead worker's trial, once swept and re-queued, is work
+    return bool(study._leases.sweep()) and bool(
+        study.summary().counts.get(TrialState.WAITING.value, 0))
 
 
 def runs_anywhere(study: Study) -> bool:

@@ -523,12 +523,12 @@ class SQLStorage(Storage):
             return int(row.next_number), row, self._load_history(conn, study_id)
 
         def full(conn: Connection) -> None:
-            """Under the study lock: refuse the claim when `max_running` trials run."""
+            """Under the study lock: refuse the claim (rolled back) when `max_running` run."""
             if max_running is not None and conn.execute(
                 sa.select(sa.func.count()).select_from(trials).where(
                     trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING.value)
             ).scalar_one() >= max_running:
-                raise _Abort(_FULL)
+                raise StudyFull(max_running)
 
         def new_trial(conn: Connection) -> FrozenTrial | None:
             if tried:
@@ -626,12 +626,9 @@ class SQLStorage(Storage):
                 hint, counters, history = self._run(snapshot, write=False)
                 if max_running is not None and sum(
                         t.state is TrialState.RUNNING for t in history) >= max_running:
-                    raise StudyFull(f"{max_running} trial(s) of the study run now (max_running)")
+                    raise StudyFull(max_running)  # seen in the snapshot: no proposal wasted
                 if counters.n_waiting > 0:
                     claimed = self._run(waiting_trial, write=True)
-                    if claimed is _FULL:
-                        raise StudyFull(
-                            f"{max_running} trial(s) of the study run now (max_running)")
                     if claimed is not _NONE_WAITING:
                         return claimed
                     continue
@@ -641,8 +638,6 @@ class SQLStorage(Storage):
             claimed = self._run(new_trial, write=True)
             if claimed is _TAKE_WAITING:
                 claimed = self._run(waiting_trial, write=True)
-            if claimed is _FULL:
-                raise StudyFull(f"{max_running} trial(s) of the study run now (max_running)")
             if claimed is not _NONE_WAITING and claimed is not _PROPOSE_AGAIN:
                 return claimed
 
@@ -1479,7 +1474,6 @@ class _Abort(Exception):
 _TAKE_WAITING = object()  # claim found WAITING trials: take one in a second transaction
 _PROPOSE_AGAIN = object()  # the point proposed from a snapshot was claimed since: propose anew
 _NONE_WAITING = object()  # ...but another worker took the last one first
-_FULL = object()  # max_running trials run now: StudyFull
 
 
 def _first_line(error: Exception) -> str:
