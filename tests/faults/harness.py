@@ -67,10 +67,14 @@ class Watch:
         self.seen: dict[int, tuple[Any, ...]] = {}
         self.changed: list[str] = []
 
-    def look(self) -> None:
+    def look(self) -> set[int]:
+        """Record the finished trials; the pids of the workers running a trial now."""
         study = hs.load_study(self.name, self.url)
+        running: set[int] = set()
         try:
             for trial in study.trials:
+                if trial.state is TrialState.RUNNING and trial.worker:
+                    running.add(int(trial.worker.rsplit(":", 1)[1]))
                 if trial.state in (TrialState.RUNNING, TrialState.WAITING):
                     continue
                 now = (trial.state, trial.value, trial.flat_params, trial.failure_reason,
@@ -80,6 +84,7 @@ class Watch:
                     self.changed.append(f"trial {trial.number}: {before} -> {now}")
         finally:
             study.close()
+        return running
 
 
 def check_invariants(url: str, name: str, budget: int | None, watch: Watch | None = None,

@@ -27,11 +27,16 @@ def kill_workers_at_random(url: str, workdir: Path, kills: int, budget: int, wor
     killed, deadline = 0, time.monotonic() + 400
     while killed < kills and time.monotonic() < deadline:
         time.sleep(rng.uniform(0.1, 0.7))
-        watch.look()
+        running = watch.look()
         alive = [w for w in alive if w.poll() is None]
         if not alive:
             break  # the budget ran out before the kills did: the assertion below says so
-        victim = rng.choice(alive)
+        # Mostly a worker in the middle of a trial (a slow machine would otherwise spend the
+        # kills on workers still starting up), sometimes any worker, whatever it is doing.
+        busy = [w for w in alive if w.pid in running]
+        if not busy and killed % 3 != 2:
+            continue
+        victim = rng.choice(busy if busy and killed % 3 != 2 else alive)
         victim.kill()  # SIGKILL: no goodbye, whatever it was doing
         victim.wait()
         killed += 1
