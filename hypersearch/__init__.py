@@ -51,7 +51,7 @@ _EXPORTS = {
         "quniform",
         "uniform",
     ],
-    "hypersearch.study": ["Study", "create_study", "load_study", "maximize", "minimize"],
+    "hypersearch.study": ["Study", "create_study", "load_study", "maximize", "minimize", "zoom"],
     "hypersearch.trial": ["Decision", "FailureReason", "FrozenTrial", "Trial", "TrialState"],
     "hypersearch.study.definition": ["StudyDefinition"],
     "hypersearch.study.worker": ["run_worker"],
@@ -101,6 +101,7 @@ __all__ = [
     "report",
     "run_worker",
     "uniform",
+    "zoom",
 ]
 
 
@@ -145,6 +146,6 @@ if TYPE_CHECKING:
         quniform,
         uniform,
     )
-    from hypersearch.study import Study, create_study, load_study, maximize, minimize
+    from hypersearch.study import Study, create_study, load_study, maximize, minimize, zoom
     from hypersearch.study.definition import StudyDefinition
     from hypersearch.trial import Decision, FailureReason, FrozenTrial, Trial, TrialState

@@ -232,7 +232,7 @@ def test_identity_change_is_refused_from_python(tmp_path: Path) -> None:
         with pytest.raises(StudyConflictError, match=difference):
             hs.load_study("p", url, **given)
     with pytest.raises(StudyConflictError, match="different space"):
-        hs.create_study({"x": hs.uniform(0.0, 2.0)}, name="p", storage=url)
+        hs.create_study({"x": hs.uniform(0.5, 1.0)}, name="p", storage=url)
     assert hs.load_study("p", url).definition.revisions == ()
 
 

@@ -78,6 +78,8 @@ GOOD: dict[str, tuple[Any, list[str] | None, dict[str, Any]]] = {
     "lease_seconds": (30, ["30"], {}),
     "message": ("hi", ["hi"], {}),
     "tags": (["a"], ["a"], {}),
+    "warm_start": (["other"], ["other"], {}),
+    "space_defaults": ({"x": 0.5}, None, {}),
 }
 
 # Bad values by kind: (Python/YAML value, command-line text or None where it cannot be written).
@@ -98,6 +100,7 @@ BAD_BY_KIND: dict[str, tuple[Any, str | None]] = {
     "a command line (a string or a list of strings)": ([], None),
     "'module:function'": ("train", None),
     "a mapping of resource names (cpu, gpu, custom ones) to amounts": ({"gpu": -1}, "gpu=-1"),
+    "study names and/or {params, value} records": ([""], ""),
 }
 
 

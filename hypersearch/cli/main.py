@@ -560,6 +560,29 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
         click.echo(f"  {name} = {value}")
 
 
+@cli.command("importance")
+@click.argument("study")
+@_storage_option
+@click.option("--json", "as_json", is_flag=True, help="print a JSON object")
+def importance(study: str, storage: str | None, as_json: bool) -> None:
+    """Show which parameters matter: the share of the objective's variation each explains."""
+    from hypersearch.study.importance import METHOD, MIN_TRIALS
+
+    loaded = _load(study, storage)
+    scores = loaded.importance()
+    if as_json:
+        click.echo(json.dumps({"study": loaded.name, "method": METHOD, "importance": scores}))
+        return
+    if not scores:
+        click.echo(f"study {loaded.name}: importance needs at least {MIN_TRIALS} complete "
+                   "trials", err=True)
+        sys.exit(1)
+    width = max(len(name) for name in scores)
+    click.echo(f"study {loaded.name}: parameter importance ({METHOD})")
+    for name, share in scores.items():
+        click.echo(f"  {name:<{width}}  {share:6.1%}  {'#' * round(share * 40)}")
+
+
 @cli.command("export")
 @click.argument("study")
 @_storage_option

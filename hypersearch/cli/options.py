@@ -17,7 +17,7 @@ from hypersearch.study.schema import BY_NAME, SETTINGS
 
 # Settings given several times on the command line (each occurrence one item).
 _REPEATED = {"stop_conditions", "tags", "env", "strategy_options", "scheduler_options",
-             "resources_per_trial"}
+             "resources_per_trial", "warm_start"}
 _KEY_VALUE = {"env", "strategy_options", "scheduler_options", "resources_per_trial"}
 
 

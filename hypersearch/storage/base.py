@@ -141,7 +141,11 @@ class Storage(ABC):
     def delete_study(self, name: str) -> bool: ...
 
     @abstractmethod
-    def update_study_config(self, study_id: int, config: dict[str, Any]) -> None: ...
+    def update_study_config(
+        self, study_id: int, config: dict[str, Any], space_json: str | None = None
+    ) -> None:
+        """Replace the study's definition document (and its space, when given: a space that
+        grew on resume)."""
 
     # -- trials --------------------------------------------------------------------------------
 

@@ -113,12 +113,15 @@ class MemoryStorage(Storage):
                 del self._caches[key]
             return True
 
-    def update_study_config(self, study_id: int, config: dict[str, Any]) -> None:
+    def update_study_config(
+        self, study_id: int, config: dict[str, Any], space_json: str | None = None
+    ) -> None:
         with self._lock:
             for name, record in self._studies.items():
                 if record.id == study_id:
                     self._studies[name] = dataclasses.replace(
-                        record, config=dict(config), version=record.version + 1
+                        record, config=dict(config), version=record.version + 1,
+                        space_json=record.space_json if space_json is None else space_json,
                     )
 
     # -- trials --------------------------------------------------------------------------------

@@ -118,6 +118,13 @@ class StudyDefinition:
             raise SettingError(
                 "scheduler_options", "given without a scheduler; name one, e.g. scheduler=asha"
             )
+        unknown = [k for k in s["space_defaults"] if self.space is None or k not in self.space.params]
+        if unknown:
+            from hypersearch.settings import did_you_mean
+
+            names = [] if self.space is None else self.space.names
+            raise SettingError("space_defaults", f"{unknown[0]!r} is not a parameter of the "
+                               f"space{did_you_mean(unknown[0], names)}")
         self.build_scheduler()  # its options are checked
         command = self.command_objective()  # template and stop conditions parse
         if command is not None:
@@ -235,6 +242,21 @@ class StudyDefinition:
         )
         revised.check()
         return revised, changes
+
+    def grow(self, space: Space) -> StudyDefinition:
+        """This definition over `space`, a growth of its own (hypersearch.space.growth); old
+        trials take `space_defaults` for the parameters it adds. Stored as a revision."""
+        assert self.space is not None
+        grown = StudyDefinition(
+            space,
+            self.settings,
+            self.in_process,
+            (*self.revisions,
+             Revision(time.time(), {"space": [self.space.describe(), space.describe()]})),
+            self._sampler,
+        )
+        grown.check()
+        return grown
 
     def with_sampler(self, sampler: Any) -> StudyDefinition:
         return StudyDefinition(

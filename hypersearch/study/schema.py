@@ -123,6 +123,12 @@ def _resources(value: Any) -> dict[str, float]:
     return out
 
 
+def _warm_start(value: Any) -> tuple[Any, ...]:
+    from hypersearch.study.warm_start import check_sources
+
+    return check_sources(value)
+
+
 def _scheduler_name(value: Any) -> str:
     from hypersearch.schedulers import schedulers
     from hypersearch.settings import did_you_mean
@@ -177,6 +183,7 @@ SCHEDULER = Kind(
 )
 STOP_CONDITIONS = Kind("a list of 'METRIC OP VALUE' strings", _stop_conditions)
 ENVIRONMENT = Kind("a mapping of variable names to strings", _environment)
+WARM_START = Kind("study names and/or {params, value} records", _warm_start)
 RESOURCES = Kind("a mapping of resource names (cpu, gpu, custom ones) to amounts", _resources)
 
 # Groups: "identity" never changes once a study exists; the rest may change on resume (each
@@ -211,6 +218,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("scheduler_options", JSON_MAPPING, {},
             "the scheduler's own settings, e.g. reduction_factor=3 for asha",
             ("--scheduler-opt",), group="strategy", metavar="KEY=VALUE"),
+    Setting("warm_start", WARM_START, (),
+            "what earlier searches found seeds the strategy: names of studies in this storage "
+            "and/or {params, value} records (not charged to max_trials)", ("--warm-start",),
+            group="strategy", metavar="STUDY"),
+    Setting("space_defaults", JSON_MAPPING, {},
+            "the values old trials had for parameters a grown space added (see 'Growing a "
+            "space')", group="strategy"),
     Setting("checkpoint_dir", TEXT, "hypersearch-checkpoints",
             "where trials keep checkpoints (trial.checkpoint_dir, :checkpoint_dir:); shared by "
             "all workers for pbt", ("--checkpoint-dir",), group="strategy", metavar="DIR"),

@@ -23,10 +23,18 @@ from hypersearch.execution.executors import Finished, open_workspace
 from hypersearch.execution.reports import ReportBuffer
 from hypersearch.samplers import Sampler
 from hypersearch.samplers.base import Context
+from hypersearch.settings import SettingError
 from hypersearch.space import Distribution, Space, as_space
+from hypersearch.space.growth import (
+    added_parameters,
+    default_values,
+    fill_defaults,
+    growth_problems,
+)
 from hypersearch.storage import Storage, StudyRecord, StudySummary, get_storage
 from hypersearch.study.definition import StudyDefinition
 from hypersearch.study.schema import canonical
+from hypersearch.study.warm_start import after_warm, warm_trials
 from hypersearch.trial import (
     Decision,
     FailureReason,
@@ -58,6 +66,8 @@ class Study:
         self._asked: dict[int, FrozenTrial] = {}
         self._reports: ReportBuffer | None = None  # made on the first report, per run
         self._rungs: tuple[StudyDefinition, Any] | None = None  # (definition, its RungValues)
+        self._warm: tuple[StudyDefinition, list[FrozenTrial]] | None = None
+        self._defaults: tuple[StudyDefinition, dict[str, Any]] | None = None  # raw space_defaults
         self._pbt: tuple[StudyDefinition, int | None] | None = None  # (definition, population)
         self._warmed: Sampler | None = None  # the sampler given the stored warm state
         self._said_no_checkpoint = False  # the warning that a PBT donor saved nothing, once
@@ -110,7 +120,9 @@ class Study:
 
     def _save(self, definition: StudyDefinition) -> None:
         document = {**self._document(), **definition.to_document()}
-        self.storage.update_study_config(self.id, document)
+        space = definition.space  # written with it: the space may have grown
+        self.storage.update_study_config(
+            self.id, document, None if space is None else space.to_json_str())
         self._definition = definition
         self._leases.definition = definition
 
@@ -344,6 +356,14 @@ class Study:
             fresh = sum(1 for t in history if t.lineage is None and t.parent_number is None)
             if fresh >= population:
                 return None  # the population is complete: only its successors start now
+        rungs = self._rung_values(history)
+        history = self._filled(history)
+        warm = self._warm_trials()
+        if warm and self.sampler.uses_history:
+            history = after_warm(warm, history)
+            number += len(warm)
+            if rungs is not None:
+                rungs = {r: {n + len(warm): v for n, v in found.items()} for r, found in rungs.items()}
         context = Context(
             self.space,
             history,
@@ -351,7 +371,7 @@ class Study:
             number,
             self.seed,
             self.direction,
-            self._rung_values(history),
+            rungs,
         )
         sampler = self.sampler
         if self._warmed is not sampler:  # once per sampler: what other processes fitted
@@ -367,6 +387,17 @@ class Study:
             except HypersearchError as error:  # a cache: the suggestion stands without it
                 log.warning("the %s sampler's warm state was not stored: %s", sampler.name, error)
         return None if params is None else self.space.validate(params)
+
+    def _warm_trials(self) -> list[FrozenTrial]:
+        """The warm start's points as trials before this study's own (read once per
+        definition: a resume or a revision reads the named studies again)."""
+        sources = self._definition.warm_start
+        if not sources:
+            return []
+        if self._warm is None or self._warm[0] is not self._definition:
+            self._warm = (self._definition,
+                          warm_trials(self.space, sources, self.storage, self.name))
+        return self._warm[1]
 
     def _rung_values(self, history: Sequence[FrozenTrial]) -> Any:
         """`Context.rung_values` for a sampler that `uses_rungs` in a study whose scheduler is a
@@ -557,21 +588,36 @@ class Study:
         wanted = None if states is None else [TrialState(str(s).upper()) for s in states]
         return [
             dataclasses.replace(t, space=self.space)
-            for t in self.storage.get_trials(self.id, wanted)
+            for t in self._filled(self.storage.get_trials(self.id, wanted))
         ]
+
+    def _filled(self, trials: Sequence[FrozenTrial]) -> Sequence[FrozenTrial]:
+        """`trials` with the values old trials had for parameters the space grew by."""
+        if not self._definition.space_defaults or self.space is None:
+            return trials
+        if self._defaults is None or self._defaults[0] is not self._definition:
+            given = self._definition.space_defaults
+            names = [name for name in self.space.names if name in given]
+            self._defaults = (self._definition, default_values(self.space, names, given))
+        defaults = self._defaults[1]
+        out = []
+        for trial in trials:
+            flat = fill_defaults(self.space, trial.flat_params, defaults)
+            out.append(trial if flat is None else dataclasses.replace(trial, flat_params=flat))
+        return out
 
     def trial(self, number: int) -> FrozenTrial:
         found = self.storage.get_trial(self.id, number)
         if found is None:
             raise HypersearchError(f"study {self.name!r} has no trial {number}")
-        return dataclasses.replace(found, space=self.space)
+        return dataclasses.replace(self._filled([found])[0], space=self.space)
 
     def summary(self) -> StudySummary:
         return self.storage.summary(self.id, self.direction)
 
     @property
     def best_trial(self) -> FrozenTrial:
-        complete = self.get_trials([TrialState.COMPLETE])
+        complete = self.get_trials(["COMPLETE"])
         if not complete:
             raise ValueError(f"study {self.name!r} has no completed trial yet")
         sign = 1.0 if self.direction == "minimize" else -1.0
@@ -585,6 +631,38 @@ class Study:
     def best_params(self) -> Any:
         """The best trial's parameters, nested as the objective saw them."""
         return self.best_trial.params
+
+    def importance(self) -> dict[str, float]:
+        """How much of the objective's variation each parameter explains, summing to 1, most
+        important first (hypersearch.study.importance says how); empty before 4 complete trials.
+
+            study.importance()  # {'lr': 0.71, 'depth': 0.22, 'optimizer': 0.07}
+        """
+        from hypersearch.study.importance import param_importance
+
+        complete = self.get_trials(["COMPLETE"])
+        return param_importance(
+            [t.display_params() for t in complete], [t.value for t in complete]  # type: ignore[misc]
+        )
+
+    def zoom(self, top: float = 0.2, margin: float = 0.1) -> Space:
+        """A narrower space around the best `top` fraction of the complete trials (at least
+        one), each range widened by `margin` of its width (hypersearch.space.zoom says how):
+        the space of a follow-up study.
+
+            narrow = study.zoom(top=0.2)
+            hs.minimize(train, narrow, warm_start=study, max_trials=30)
+        """
+        from hypersearch.space.zoom import zoom_space
+
+        if self.space is None:
+            raise HypersearchError("zoom needs a declared space; this study is define-by-run")
+        if isinstance(top, bool) or not isinstance(top, int | float) or not 0 < top <= 1:
+            raise HypersearchError(f"zoom: top must be a fraction in (0, 1], got {top!r}")
+        complete = [t for t in self.get_trials(["COMPLETE"]) if t.value is not None]
+        complete.sort(key=lambda t: t.value if self.direction == "minimize" else -t.value)  # type: ignore[operator]
+        best = complete[: max(1, math.ceil(top * len(complete)))] if complete else []
+        return zoom_space(self.space, [t.flat_params for t in best], margin)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat dict per trial (``params.<path>``, ``metrics.<name>``...), for CSV or pandas."""
@@ -717,17 +795,32 @@ def create_study(space: Any = None, **settings: Any) -> Study:
     if created:
         return Study(record, store, definition)
     stored = _stored_definition(record)
+    grows = space_obj is not None and stored.space is not None and stored.space != space_obj
     problems = space_difference(stored.space, space_obj) if stored.space != space_obj else []
+    if grows:
+        problems = growth_problems(stored.space, space_obj)  # type: ignore[arg-type]
     if problems:
         raise StudyConflictError(
             f"study {name!r} already exists with a different space:\n  - "
             + "\n  - ".join(problems)
-            + "\nUse another name for a new study, or give the stored space to resume it."
+            + "\nA space may only grow (wider ranges, options appended, parameters added): "
+            "use another name for a new study, or give the stored space to resume it."
         )
+    if grows:
+        added = added_parameters(stored.space, space_obj)  # type: ignore[arg-type]
+        stored = stored.grow(space_obj)  # type: ignore[arg-type]
+    if "space_defaults" in given:  # added to those of earlier growths
+        given["space_defaults"] = {**stored.space_defaults, **given["space_defaults"]}
     try:
         revised, changes = stored.revise(given)
     except StudyConflictError as error:
         raise StudyConflictError(f"study {name!r}: {error}") from None
+    if grows:
+        try:
+            default_values(space_obj, added, revised.space_defaults)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise SettingError("space_defaults", str(error)) from None
+        changes = {**changes, **revised.revisions[-1].changes}
     if sampler is not None:
         revised = revised.with_sampler(sampler)
     log.info("resuming study %r (%d trials so far) in %s", name, record.n_trials, store.url)

@@ -398,13 +398,15 @@ class SQLStorage(Storage):
             self._history.clear()
         return self._run(work, write=True)
 
-    def update_study_config(self, study_id: int, config: dict[str, Any]) -> None:
+    def update_study_config(
+        self, study_id: int, config: dict[str, Any], space_json: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {"config_json": _dumps(config), "version": studies.c.version + 1}
+        if space_json is not None:
+            values["space_json"] = space_json
+
         def work(conn: Connection) -> None:
-            conn.execute(
-                studies.update()
-                .where(studies.c.id == study_id)
-                .values(config_json=_dumps(config), version=studies.c.version + 1)
-            )
+            conn.execute(studies.update().where(studies.c.id == study_id).values(**values))
 
         self._run(work, write=True)
 
