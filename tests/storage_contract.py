@@ -209,6 +209,11 @@ class StorageContract:
         assert fetched is not None
         assert fetched.config == {"max_trials": 10}
         assert fetched.version > record.version
+        assert fetched.space_json == record.space_json  # untouched unless given
+        storage.update_study_config(record.id, {"max_trials": 11}, space_json='{"type": "x"}')
+        grown = storage.get_study(record.name)
+        assert grown is not None and grown.space_json == '{"type": "x"}'
+        assert grown.config == {"max_trials": 11}
 
     def test_a_study_cache_round_trips_is_replaced_and_goes_with_its_study(
         self, storage: Storage
