@@ -56,6 +56,7 @@ _EXPORTS = {
     "hypersearch.study.definition": ["StudyDefinition"],
     "hypersearch.study.worker": ["run_worker"],
     "hypersearch.execution.protocol": ["Executor"],
+    "hypersearch.integrations.gradient": ["hyper_tune"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -87,6 +88,7 @@ __all__ = [
     "__version__",
     "choice",
     "create_study",
+    "hyper_tune",
     "integer",
     "load_study",
     "lognormal",
@@ -132,6 +134,7 @@ if TYPE_CHECKING:
     )
     from hypersearch.execution.command import Command
     from hypersearch.execution.protocol import Executor
+    from hypersearch.integrations.gradient import hyper_tune
     from hypersearch.samplers import GP, TPE, Grid, Random, Sampler, Sobol
     from hypersearch.space import (
         Space,

@@ -32,7 +32,8 @@ def test_workers_with_skewed_clocks_never_steal_each_others_trials(
     hs.create_study({"x": hs.uniform(0, 1)}, name="skew", storage=url, max_trials=budget,
                     objective="fobj:clock", strategy="random", lease_seconds=2.0, seed=6)
     workers = [
-        start_worker(url, "skew", workdir, "--slots", "2",
+        # each may run 14 of the 40 (so each runs some, however slowly it starts)
+        start_worker(url, "skew", workdir, "--slots", "2", "--max-trials-here", "14",
                      env={"PYTHONPATH": os.pathsep.join(filter(None, (
                          str(skewed), str(workdir), os.environ.get("PYTHONPATH")))),
                           "CLOCK_SHIFT": str(shift)})
