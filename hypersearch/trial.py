@@ -374,12 +374,18 @@ class Trial:
 
     _decision: Decision = Decision.CONTINUE  # the answer to the latest report
 
-    def report(self, step: int | None = None, **metrics: Any) -> Decision:
+    def report(self, step: Any = None, *optuna_step: int, **metrics: Any) -> Decision:
         """Record metrics at a step (epoch, iteration) and return what to do next::
 
             if trial.report(3, val_loss=0.21) is not Decision.CONTINUE:
                 break  # or check trial.should_stop()
+
+        Optuna's form ``trial.report(value, step)`` records the metric ``value``.
         """
+        if optuna_step:
+            if len(optuna_step) > 1 or metrics:
+                raise TypeError("trial.report takes (step, **metrics), or Optuna's (value, step)")
+            step, metrics = optuna_step[0], {"value": step}
         if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
             raise ValueError(f"trial.report: step must be an integer, got {step!r}")
         clean = clean_metrics(metrics, "trial.report")
@@ -421,7 +427,11 @@ class Trial:
             raise SpaceError(f"parameter names must be non-empty strings, got {name!r}")
         if self.distributions is None:
             self.distributions = {}
-        if name in self.flat_params:
+        if name in self.flat_params and name not in self.distributions:  # fixed by enqueue
+            raw = self._enqueued(name, dist, self.flat_params[name])
+            self.flat_params[name] = raw
+            self.distributions[name] = dist.to_json()
+        elif name in self.flat_params:
             if self.distributions.get(name) != dist.to_json():
                 raise SpaceError(
                     f"parameter {name!r} was already suggested in this trial with a different "
@@ -433,6 +443,21 @@ class Trial:
             self.flat_params[name] = raw
             self.distributions[name] = dist.to_json()
         return dist.options[raw] if isinstance(dist, Choice) else raw
+
+    def _enqueued(self, name: str, dist: Distribution, value: Any) -> Any:
+        """The raw value of an enqueued parameter (given as the objective sees it)."""
+        if isinstance(dist, Choice):
+            for i, option in enumerate(dist.options):
+                if option == value and type(option) is type(value):
+                    return i
+        elif dist.contains(value):
+            return value
+        from hypersearch.space.distributions import _describe
+
+        raise SpaceError(
+            f"trial {self.number}: the enqueued value {value!r} of {name!r} is not in "
+            f"{_describe(dist)}"
+        )
 
     def suggest_float(
         self, name: str, low: float, high: float, *, log: bool = False, step: float | None = None

@@ -82,6 +82,11 @@ class Sampler:
         """The JSON-safe constructor keyword arguments that rebuild this sampler."""
         return {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy (pickle, copy.deepcopy, scikit-learn's clone) is a fresh sampler with the same
+        # settings: caches and locks belong to the process that made them.
+        return (_rebuild, (type(self), self.config()))
+
     def warm_state(self, space: Space) -> dict[str, Any] | None:
         """What makes this sampler's next suggestions for `space` cheap (a GP's fitted
         hyperparameters), as JSON, when it changed since the last call; the study stores it so
@@ -126,3 +131,7 @@ def check_bool(owner: str, name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise StrategyError(f"{owner}({name}=...) must be true or false, got {value!r}")
     return bool(value)
+
+
+def _rebuild(cls: type[Sampler], config: dict[str, Any]) -> Sampler:
+    return cls(**config)

@@ -457,9 +457,12 @@ class Study:
         result: Any = None,
         *,
         state: str | TrialState | None = None,
+        error: str | None = None,
     ) -> FrozenTrial:
         """Finish a trial from `ask` with the objective's result (a number or a dict, as an
-        objective returns), or with ``state="fail"`` / ``state="pruned"``.
+        objective returns), or with ``state="fail"`` / ``state="pruned"``; ``state="fail",
+        error="..."`` records that the objective raised (failure reason "error", the text as
+        its detail) rather than that it reported a failure.
 
         Telling a trial that is already finished raises an error (the first result stands)."""
         number = trial.number if isinstance(trial, Trial) else trial
@@ -472,6 +475,9 @@ class Study:
                 raise HypersearchError(f"tell(state={state!r}): use 'complete', 'fail' or 'pruned'")
             if wanted is TrialState.COMPLETE:
                 outcome = parse_result(result, self.metric)
+            elif wanted is TrialState.FAILED and error is not None:
+                outcome = Outcome(wanted, failure_reason=FailureReason.ERROR.value,
+                                  failure_detail=str(error))
             elif wanted is TrialState.FAILED:
                 outcome = Outcome(wanted, failure_reason=FailureReason.STATUS_FAIL.value)
             else:
@@ -505,16 +511,21 @@ class Study:
             )
         return record
 
-    def enqueue(self, params: Any) -> int:
-        """Queue a trial with given parameters (nested values, as the objective receives them);
-        it runs before any new suggestion. Returns its number."""
+    def enqueue(self, params: Any, *, flat: bool = False) -> int:
+        """Queue a trial with given parameters (nested values, as the objective receives them;
+        with ``flat=True`` a flat assignment {path: raw}, a choice as its index); it runs
+        before any new suggestion. Returns its number."""
         if self.space is None:
             if not isinstance(params, dict):
                 raise HypersearchError("define-by-run studies enqueue a flat dict {name: value}")
-            flat = dict(params)
+            assignment = dict(params)
+        elif flat:
+            if not isinstance(params, dict):
+                raise HypersearchError("enqueue(flat=True) takes a dict {path: raw value}")
+            assignment = self.space.validate(params)
         else:
-            flat = self.space.validate(self.space.flatten(params))
-        return self.storage.enqueue(self.id, flat)
+            assignment = self.space.validate(self.space.flatten(params))
+        return self.storage.enqueue(self.id, assignment)
 
     def suggest_param(self, trial: FrozenTrial, name: str, dist: Distribution) -> Any:
         history = self.trials if self.sampler.uses_history else []
