@@ -242,3 +242,28 @@ def test_pytorch_loop_example_runs_by_hand_and_stops_cleanly_as_a_command(tmp_pa
     assert "exited by itself (code 0)" in (trial.failure_detail or ""), trial.failure_detail
     stdout = [row.text for row in study.storage.get_logs(trial.id, "stdout")]  # type: ignore[arg-type]
     assert any(line.startswith("stopped cleanly at epoch") for line in stdout), stdout
+
+
+def test_a_hyperas_style_keras_objective_returns_its_model_through_the_hyperopt_dropin() -> None:
+    """Hyperas's shape: the objective builds and fits a Keras model and returns
+    {'loss', 'status', 'model'}; only the import changes (hyperopt -> hypersearch.hyperopt)."""
+    keras = need("hypersearch.integrations.keras").keras
+    from hypersearch.hyperopt import STATUS_OK, Trials, fmin, hp, space_eval, tpe
+
+    x, y = data()
+
+    def create_model(params: dict) -> dict:
+        model = keras_model(keras, params["lr"])
+        history = model.fit(x, y, epochs=5, batch_size=params["batch_size"], verbose=0)
+        return {"loss": float(history.history["loss"][-1]), "status": STATUS_OK, "model": model}
+
+    space = {"lr": hp.loguniform("lr", np.log(1e-3), np.log(0.3)),
+             "batch_size": hp.choice("batch_size", [16, 32])}
+    trials = Trials()
+    best = fmin(create_model, space, algo=tpe.suggest, max_evals=4, trials=trials,
+                rstate=np.random.default_rng(0), show_progressbar=False)
+    assert best["batch_size"] in (0, 1) and 1e-3 <= best["lr"] <= 0.3  # hyperopt's argmin
+    model = trials.best_trial["result"]["model"]
+    assert isinstance(model, keras.Model) and model.predict(x[:2], verbose=0).shape == (2, 1)
+    assert space_eval(space, best)["batch_size"] in (16, 32)
+    assert trials.losses() == [t["result"]["loss"] for t in trials.trials]

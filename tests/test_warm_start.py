@@ -116,3 +116,18 @@ def test_the_command_line_takes_warm_start_studies(tmp_path: Path) -> None:
         "first", "--param", "x=uniform(-5, 5)", "--", "python", "-c", "print('loss=1')"])
     assert result.exit_code == 0, result.output
     assert hs.load_study("cli", url).definition.warm_start == ("first",)
+
+
+def test_tell_a_point_evaluated_elsewhere_and_the_strategy_learns_from_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hs.db"
+    study = hs.create_study(SPACE, storage=url, name="told", seed=0)
+    assert study.tell(params={"x": 1.3, "y": -2.1, "z": 0.4}, value=0.0) is None
+    assert study.trials == []  # not a trial of the study
+    again = hs.load_study("told", url)
+    assert [t.flat_params for t in again._warm_trials()] == [{"x": 1.3, "y": -2.1, "z": 0.4}]
+    with pytest.raises(hs.SpaceError):
+        study.tell(params={"x": 99.0, "y": 0.0, "z": 0.0}, value=1.0)
+    with pytest.raises(SettingError, match="value must be a finite number"):
+        study.tell(params={"x": 1.0, "y": 0.0, "z": 0.0}, value=math.inf)
+    with pytest.raises(hs.HypersearchError, match="needs a trial, or params= and value="):
+        study.tell(params={"x": 1.0})

@@ -11,52 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-# the public submodules (hypersearch.hyperopt.hp, ...), then the names hyperopt exports; the
-# fmin submodule loads first so that the fmin function, bound after it, keeps the name
-from hypersearch.hyperopt import anneal, base, early_stop, exceptions, hp, pyll, rand, tpe
+# The names hyperopt exports, as the implementation lists them. The fmin submodule loads first
+# so that the fmin function, bound after it, keeps the name (importing a submodule later would
+# rebind it); the other submodules (hypersearch.hyperopt.hp...) load when imported.
 from hypersearch.hyperopt import fmin as _fmin_module  # noqa: F401
+from hypersearch.integrations.hyperopt import *  # noqa: F403
+from hypersearch.integrations.hyperopt import __all__ as _exported
 from hypersearch.integrations.hyperopt import __version__ as __version__
-from hypersearch.integrations.hyperopt.base import (
-    JOB_STATE_DONE,
-    JOB_STATE_ERROR,
-    JOB_STATE_NEW,
-    JOB_STATE_RUNNING,
-    STATUS_FAIL,
-    STATUS_NEW,
-    STATUS_OK,
-    STATUS_RUNNING,
-    STATUS_STRINGS,
-    STATUS_SUSPENDED,
-    Trials,
-    trials_from_docs,
-)
-from hypersearch.integrations.hyperopt.fmin import fmin, space_eval
 
-__all__ = [
-    "JOB_STATE_DONE",
-    "JOB_STATE_ERROR",
-    "JOB_STATE_NEW",
-    "JOB_STATE_RUNNING",
-    "STATUS_FAIL",
-    "STATUS_NEW",
-    "STATUS_OK",
-    "STATUS_RUNNING",
-    "STATUS_STRINGS",
-    "STATUS_SUSPENDED",
-    "Trials",
-    "__version__",
-    "anneal",
-    "base",
-    "early_stop",
-    "exceptions",
-    "fmin",
-    "hp",
-    "pyll",
-    "rand",
-    "space_eval",
-    "tpe",
-    "trials_from_docs",
-]
+__all__ = sorted({*_exported, "__version__", "base"})
 
 _MISSING = {
     "atpe": "hyperopt's Adaptive TPE is not available; use tpe.suggest",

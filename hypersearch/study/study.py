@@ -453,18 +453,28 @@ class Study:
 
     def tell(
         self,
-        trial: Trial | int,
+        trial: Trial | int | None = None,
         result: Any = None,
         *,
         state: str | TrialState | None = None,
         error: str | None = None,
-    ) -> FrozenTrial:
+        params: Any = None,
+        value: float | None = None,
+    ) -> FrozenTrial | None:
         """Finish a trial from `ask` with the objective's result (a number or a dict, as an
         objective returns), or with ``state="fail"`` / ``state="pruned"``; ``state="fail",
         error="..."`` records that the objective raised (failure reason "error", the text as
         its detail) rather than that it reported a failure.
 
-        Telling a trial that is already finished raises an error (the first result stands)."""
+        Telling a trial that is already finished raises an error (the first result stands).
+
+        ``tell(params={...}, value=v)`` (no trial) tells a point evaluated elsewhere: it joins
+        the study's warm start (hypersearch.study.warm_start), so the strategy learns from it;
+        it is not a trial of the study. Returns None then.
+        """
+        if trial is None:
+            self._tell_point(params, value)
+            return None
         number = trial.number if isinstance(trial, Trial) else trial
         claimed = self._asked.get(number) or self._running_record(number)
         if state is None:
@@ -501,6 +511,14 @@ class Study:
             )
         self._asked.pop(number, None)
         return self.trial(number)
+
+    def _tell_point(self, params: Any, value: Any) -> None:
+        if params is None or value is None:
+            raise HypersearchError("tell() needs a trial, or params= and value= of a point "
+                                   "evaluated elsewhere")
+        if self.space is not None:
+            self.space.validate(self.space.flatten(params))  # a SpaceError says what is off
+        self.revise(warm_start=[*self.definition.warm_start, {"params": params, "value": value}])
 
     def _running_record(self, number: int) -> FrozenTrial:
         record = self.trial(number)
