@@ -6,6 +6,7 @@ import functools
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +234,39 @@ def test_storage_trials_survive_the_process(tmp_path: Path) -> None:
     assert len(trials) == 10 and trials.tids == list(range(10))
     assert set(trials.trials[0]["misc"]["vals"]) == {"c", "x", "z"}
     assert trials.argmin["c"] in (0, 1) and trials.results[0]["status"] == STATUS_OK
+
+
+def test_a_killed_searchs_running_trial_is_reclaimed(tmp_path: Path) -> None:
+    """hyperopt's #270: a MongoTrials worker killed mid-trial left it RUNNING for ever. Here the
+    next fmin on the same storage fails it stale and runs its parameters again."""
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    (tmp_path / "run.py").write_text(textwrap.dedent(f"""
+        import pathlib, time
+        from hypersearch.hyperopt import Trials, fmin, hp, rand
+        def f(p):
+            pathlib.Path("started").touch()
+            time.sleep(float(__import__("sys").argv[1]))
+            return p["x"] ** 2
+        trials = Trials(storage={url!r}, name="kill")
+        fmin(f, {{"x": hp.uniform("x", -1, 1)}}, algo=rand.suggest, max_evals=4, trials=trials,
+             show_progressbar=False)
+    """))
+    doomed = subprocess.Popen([sys.executable, "run.py", "60"], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        doomed.kill()  # SIGKILL in the middle of trial 0
+        doomed.wait()
+    subprocess.run([sys.executable, "run.py", "0"], cwd=tmp_path, check=True, timeout=120)
+    study = Trials(storage=url, name="kill").study
+    assert study is not None
+    first, rerun = study.trial(0), study.trial(1)
+    assert (first.state.value, first.failure_reason) == ("FAILED", "stale")
+    assert rerun.parent_number == 0 and rerun.params == first.params
+    assert sum(t.state.value == "COMPLETE" for t in study.trials) == 4
+    assert not [t for t in study.trials if t.state.value == "RUNNING"]
 
 
 def test_hyperopt_docs_example_shapes() -> None:

@@ -64,6 +64,7 @@ class Study:
         self._definition = definition
         self._leases = Leases(storage, record.id, definition)
         self._asked: dict[int, FrozenTrial] = {}
+        self._asked_before = False
         self._reports: ReportBuffer | None = None  # made on the first report, per run
         self._rungs: tuple[StudyDefinition, Any] | None = None  # (definition, its RungValues)
         self._warm: tuple[StudyDefinition, list[FrozenTrial]] | None = None
@@ -423,6 +424,9 @@ class Study:
 
         Raises StudyExhausted when the strategy has nothing left (a grid fully taken).
         """
+        if not self._asked_before:  # like a resume: trials of dead workers go back to the queue
+            self._asked_before = True
+            self.sweep_stale()
         claimed = self._leases.claim(self._propose, self._claims_history, None)
         if claimed is None:
             population = self._population()
