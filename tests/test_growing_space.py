@@ -71,7 +71,7 @@ def test_an_option_appended_needs_no_default_for_what_it_holds(url: str) -> None
     ({"x": hs.uniform(0, 1), "opt": hs.choice(["adam"])}, "parameter 'opt'"),
     ({"x": hs.uniform(0, 1), "opt": hs.choice(["sgd", "adam"])},
      "constant 'opt[0]' changed: stored 'adam', given 'sgd'"),
-    ({"x": hs.uniform(0, 1)}, "'opt' is gone"),
+    ({"x": hs.uniform(0, 1)}, "parameter 'opt' (choice(<2 options>)) is gone"),
 ])
 def test_shrinking_or_retyping_is_refused_naming_the_parameter(url: str, space: dict,
                                                                problem: str) -> None:

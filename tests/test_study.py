@@ -464,14 +464,15 @@ def test_resume_with_changed_space_or_direction_is_refused(tmp_path: Any) -> Non
     with pytest.raises(hs.StudyConflictError) as info:
         hs.minimize(
             noop,
-            {"x": hs.uniform(0, 2), "z": hs.integer(1, 3)},
+            {"x": hs.uniform(0.5, 2), "z": hs.integer(1, 3)},
             max_trials=2,
             storage=url,
             name="c",
         )
     text = str(info.value)
-    assert "parameter 'x': stored uniform(0.0, 1.0), given uniform(0.0, 2.0)" in text
-    assert "parameter 'z' is new" in text and "parameter 'y' is gone" in text
+    assert ("parameter 'x': stored uniform(0.0, 1.0), given uniform(0.5, 2.0): the range is "
+            "narrower") in text
+    assert "parameter 'y' (integer(1, 3)) is gone" in text and "may only grow" in text
     with pytest.raises(hs.StudyConflictError, match="direction: stored minimize, given maximize"):
         hs.maximize(noop, {"x": hs.uniform(0, 1), "y": hs.integer(1, 3)}, storage=url, name="c")
 

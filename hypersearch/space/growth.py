@@ -57,7 +57,8 @@ def _compare(old: Any, new: Any, prefix: str, problems: list[str]) -> None:
         for key, value in old.items():
             child = f"{prefix}/{key}" if prefix else key
             if key not in new:
-                problems.append(f"'{child}' is gone")
+                problems.append(f"parameter '{child}' ({_describe(value)}) is gone"
+                                if isinstance(value, Distribution) else f"'{child}' is gone")
             else:
                 _compare(value, new[key], child, problems)
         return
