@@ -269,6 +269,31 @@ def test_a_killed_searchs_running_trial_is_reclaimed(tmp_path: Path) -> None:
     assert not [t for t in study.trials if t.state.value == "RUNNING"]
 
 
+def test_fmin_processes_sharing_a_stored_trials_share_max_evals(tmp_path: Path) -> None:
+    """MongoTrials' use: the same script on several machines, one database. max_evals is
+    the total between them, and each ends knowing every trial."""
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    (tmp_path / "run.py").write_text(textwrap.dedent(f"""
+        import time
+        from hypersearch.hyperopt import Trials, fmin, hp, tpe
+        def f(p):
+            time.sleep(0.05)
+            return (p["x"] - 1) ** 2
+        trials = Trials(storage={url!r}, name="shared")
+        best = fmin(f, {{"x": hp.uniform("x", -3, 3)}}, algo=tpe.suggest, max_evals=16,
+                    trials=trials, show_progressbar=False)
+        print(len(trials))
+    """))
+    runs = [subprocess.Popen([sys.executable, "run.py"], cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE) for _ in range(2)]
+    seen = [int(run.communicate(timeout=120)[0].split()[-1]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    study = Trials(storage=url, name="shared").study
+    assert study is not None and len(study.trials) == 16
+    assert {t.state.value for t in study.trials} == {"COMPLETE"}
+    assert max(seen) == 16 and min(seen) >= 8  # the last to end saw them all
+
+
 def test_hyperopt_docs_example_shapes() -> None:
     # hyperopt's README example: a conditional space, argmin with indices, space_eval values
     space = hp.choice("a", [("case 1", 1 + hp.lognormal("c1", 0, 1)), ("case 2", hp.uniform("c2", -10, 10))])

@@ -155,7 +155,8 @@ class Trials:
         return self._storage
 
     def _reload(self) -> None:
-        """Read the finished trials of the stored study, if there is one."""
+        """Read the finished trials of the stored study not known here yet (those of other
+        processes sharing it too), if there is one."""
         from hypersearch.integrations.hyperopt.space import label_of
         from hypersearch.study import load_study
 
@@ -165,6 +166,8 @@ class Trials:
         self.study = load_study(self._name, storage)
         labels = sorted(label_of(path) for path in (self.study.space.names if self.study.space else []))
         for record in self.study.trials:
+            if record.number in self._ids:
+                continue  # known here already (run by this process, or read before)
             doc = _doc_of_record(record, labels, self._exp_key)
             if doc is not None:
                 self._dynamic_trials.append(doc)

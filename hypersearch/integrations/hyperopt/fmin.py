@@ -105,7 +105,7 @@ def fmin(
         algo = tpe.suggest
         log.warning("TPE is being used as the default algorithm.")
     hp_space = as_hp_space(space)
-    study = _study_for(trials, hp_space, sampler_for(algo), _seed(rstate))
+    study = _study_for(trials, hp_space, sampler_for(algo), _seed(rstate), max_evals)
     if points_to_evaluate:
         _insert_points(trials, points_to_evaluate)
     queued = _queue_inserted(trials, hp_space, study)
@@ -113,6 +113,9 @@ def fmin(
     loop = _Loop(fn, hp_space, trials, study, catch_eval_exceptions)
     loop.run(max(max_evals - len(trials), 0), queued, timeout, loss_threshold, early_stop_fn,
              show_progressbar)
+    if trials._storage_url is not None:  # what other processes sharing the study ran, too
+        trials._reload()
+        trials.refresh()
     if return_argmin:
         if not trials.trials:
             raise HypersearchError("There are no evaluation tasks, cannot return argmin of task losses.")
@@ -207,12 +210,18 @@ def _seed(rstate: Any) -> int | None:
     )
 
 
-def _study_for(trials: Trials, hp_space: HpSpace, sampler: Any, seed: int | None) -> Any:
-    """The study behind `trials`, created on first use, else resumed with this algo."""
+def _study_for(trials: Trials, hp_space: HpSpace, sampler: Any, seed: int | None,
+               max_evals: int) -> Any:
+    """The study behind `trials`, created on first use, else resumed with this algo. In a
+    database, `max_evals` is the study's budget: fmin processes on several machines sharing
+    one Trials(storage=..., name=...) run max_evals evaluations between them, as MongoTrials
+    workers did."""
     from hypersearch.study import create_study
 
     storage = trials._open_storage()
     settings: dict[str, Any] = {"name": trials._name, "storage": storage, "strategy": sampler}
+    if trials._storage_url is not None and max_evals > 0:
+        settings["max_trials"] = max_evals
     if seed is not None and storage.get_study(trials._name) is None:
         settings["seed"] = seed  # a stored study keeps its seed: a resume continues its stream
     trials.study = create_study(hp_space.space, **settings)
