@@ -111,6 +111,9 @@ schema = schemathesis.openapi.from_asgi(
     "/api/openapi.json", create_app(MemoryStorage(), allowed_hosts=("testserver",)),
     config=CONFIG,
 )
+# schemathesis's items of one test share a node id, which pytest-xdist runs once: this module
+# runs in the serial pass of the test command (README, "The two commands").
+pytestmark = pytest.mark.serial
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 
