@@ -96,3 +96,20 @@ def test_a_lattice_widens_by_whole_steps_only(tmp_path: Path) -> None:
     hs.create_study({"n": hs.integer(0, 70, step=10)}, storage=url, name="lat")
     with pytest.raises(hs.StudyConflictError, match="moves the lattice"):
         hs.create_study({"n": hs.integer(-5, 70, step=10)}, storage=url, name="lat")
+
+
+def test_a_command_study_takes_the_command_that_passes_the_added_parameter(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hs.db"
+    old = ["python", "train.py", "--x", ":x:"]
+    hs.create_study({"x": hs.uniform(0, 1)}, storage=url, name="cmd", command=old)
+    new = [*old, "--y", ":y:"]
+    grown = hs.create_study({"x": hs.uniform(0, 1), "y": hs.integer(1, 4)}, storage=url,
+                            name="cmd", command=new, space_defaults={"y": 1})
+    assert grown.definition.command == tuple(new)
+    assert hs.load_study("cmd", url).definition.command == tuple(new)
+    changes = [r.changes for r in grown.definition.revisions if "command" in r.changes]
+    assert changes and changes[0]["command"] == [old, new]
+    with pytest.raises(hs.StudyConflictError, match="command: stored"):  # same space: fixed
+        hs.create_study({"x": hs.uniform(0, 1), "y": hs.integer(1, 4)}, storage=url,
+                        name="cmd", command=[*new, "--z"])

@@ -243,16 +243,23 @@ class StudyDefinition:
         revised.check()
         return revised, changes
 
-    def grow(self, space: Space) -> StudyDefinition:
+    def grow(self, space: Space, command: Any = None) -> StudyDefinition:
         """This definition over `space`, a growth of its own (hypersearch.space.growth); old
-        trials take `space_defaults` for the parameters it adds. Stored as a revision."""
+        trials take `space_defaults` for the parameters it adds. A command study may take a
+        new `command` with it (one that passes the added parameters). Stored as a revision."""
         assert self.space is not None
+        changes: dict[str, list[Any]] = {"space": [self.space.describe(), space.describe()]}
+        settings = dict(self.settings)
+        if command is not None and self.command is not None:
+            command = BY_NAME["command"].check(command)
+            if command != self.command:
+                changes["command"] = [_jsonable(self.command), _jsonable(command)]
+                settings["command"] = command
         grown = StudyDefinition(
             space,
-            self.settings,
+            settings,
             self.in_process,
-            (*self.revisions,
-             Revision(time.time(), {"space": [self.space.describe(), space.describe()]})),
+            (*self.revisions, Revision(time.time(), changes)),
             self._sampler,
         )
         grown.check()

@@ -841,7 +841,9 @@ def create_study(space: Any = None, **settings: Any) -> Study:
         )
     if grows:
         added = added_parameters(stored.space, space_obj)  # type: ignore[arg-type]
-        stored = stored.grow(space_obj)  # type: ignore[arg-type]
+        # a command passes the parameters a grown space adds: it may change with the space
+        command = given.pop("command", None) if added else None
+        stored = stored.grow(space_obj, command)  # type: ignore[arg-type]
     if "space_defaults" in given:  # added to those of earlier growths
         given["space_defaults"] = {**stored.space_defaults, **given["space_defaults"]}
     try:
