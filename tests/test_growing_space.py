@@ -44,6 +44,10 @@ def test_a_wider_range_an_appended_option_and_a_new_parameter_keep_the_history(u
     assert again.definition.space_defaults == {"dropout": 0.0}
     assert again.trial(3).params["dropout"] == 0.0
     assert [r for r in again.definition.revisions if "space" in r.changes]
+    from hypersearch.study import read  # what the CLI and the dashboard show: the same
+
+    page = read.trial_page(url, "grow", limit=5)
+    assert page.trials[0].params["dropout"] == 0.0
     # the sampler sees every trial, old ones filled in: TPE proposes from all 20
     history = again._filled(again.storage.get_trials(again.id))
     assert all("dropout" in t.flat_params for t in history)

@@ -309,7 +309,7 @@ def trial_page(
     trials, total = store.query_trials(record.id, query)
     return TrialPage(
         study=_row(store, record),
-        trials=[dataclasses.replace(t, space=study.space) for t in trials],
+        trials=study.as_seen(trials),
         total=total,
         offset=offset,
         limit=limit,
@@ -482,7 +482,7 @@ def search_points(
     return SearchPoints(
         total,
         [_param_info(n, space) for n in opened.params],
-        [dataclasses.replace(t, space=space) for t in reversed(trials)],
+        opened.study.as_seen(list(reversed(trials))),
     )
 
 
@@ -536,8 +536,8 @@ def export_trials(
                    descending=order == "desc", limit=MAX_EXPORT)
     trials, _ = opened.store.query_trials(opened.record.id, query)
     rows = []
-    for found in trials:
-        shown = dataclasses.replace(found, space=opened.study.space).display_params()
+    for found in opened.study.as_seen(trials):
+        shown = found.display_params()
         row: dict[str, Any] = {"number": found.number, "state": found.state.value,
                                "value": found.value, "duration": found.duration}
         row.update({f"params.{k}": v for k, v in shown.items()})

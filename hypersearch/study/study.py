@@ -619,10 +619,12 @@ class Study:
 
     def get_trials(self, states: Sequence[TrialState | str] | None = None) -> list[FrozenTrial]:
         wanted = None if states is None else [TrialState(str(s).upper()) for s in states]
-        return [
-            dataclasses.replace(t, space=self.space)
-            for t in self._filled(self.storage.get_trials(self.id, wanted))
-        ]
+        return self.as_seen(self.storage.get_trials(self.id, wanted))
+
+    def as_seen(self, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+        """Stored `trials` as this study sees them: with its space (for `params`) and the
+        values old trials had for parameters a grown space added."""
+        return [dataclasses.replace(t, space=self.space) for t in self._filled(trials)]
 
     def _filled(self, trials: Sequence[FrozenTrial]) -> Sequence[FrozenTrial]:
         """`trials` with the values old trials had for parameters the space grew by."""
@@ -643,7 +645,7 @@ class Study:
         found = self.storage.get_trial(self.id, number)
         if found is None:
             raise HypersearchError(f"study {self.name!r} has no trial {number}")
-        return dataclasses.replace(self._filled([found])[0], space=self.space)
+        return self.as_seen([found])[0]
 
     def summary(self) -> StudySummary:
         return self.storage.summary(self.id, self.direction)
