@@ -182,6 +182,9 @@ def test_scipy_distributions_map_exactly() -> None:
         as_search_space({"x": []})
     with pytest.raises(TypeError, match="param_space must be"):
         as_search_space("C")
+    with pytest.raises(ValueError, match=r"every value in it is a fixed constant; give each "
+                       r"parameter a list of values"):
+        as_search_space({"C": "x"})  # a constant here, as in the space language
 
 
 def test_scipy_distributions_search(iris: Any) -> None:

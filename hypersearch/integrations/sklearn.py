@@ -159,7 +159,11 @@ def as_search_space(param_space: Any) -> Space:
             f"or an hs.Space, got {type(param_space).__name__}"
         )
     if not space.names:
-        raise ValueError("param_space has no parameter to search; GridSearchCV it is not")
+        raise ValueError(
+            "param_space has no parameter to search: every value in it is a fixed constant; "
+            "give each parameter a list of values (as GridSearchCV takes), a scipy.stats "
+            "distribution or an hs distribution, e.g. {'svc__C': [0.1, 1, 10]}"
+        )
     return space
 
 
