@@ -85,3 +85,10 @@ def test_the_command_says_when_there_is_too_little_to_judge(tmp_path: Path) -> N
     _search(lambda p: p["x"], {"x": hs.uniform(0, 1)}, 0, trials=2, storage=url, name="few")
     shown = CliRunner().invoke(cli, ["importance", "few", "--storage", url])
     assert shown.exit_code == 1 and "at least 4 complete trials" in shown.output
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_handful_of_trials_already_points_at_the_parameter_that_matters(seed: int) -> None:
+    space = {"x": hs.uniform(0, 1), "kind": hs.choice(["a", "b"])}
+    scores = _search(lambda p: p["x"], space, seed, trials=8).importance()
+    assert next(iter(scores)) == "x" and scores["x"] > 0.6, scores  # 1 trial a bin gave x 0
