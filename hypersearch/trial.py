@@ -446,18 +446,15 @@ class Trial:
 
     def _enqueued(self, name: str, dist: Distribution, value: Any) -> Any:
         """The raw value of an enqueued parameter (given as the objective sees it)."""
-        if isinstance(dist, Choice):
-            for i, option in enumerate(dist.options):
-                if option == value and type(option) is type(value):
-                    return i
-        elif dist.contains(value):
-            return value
-        from hypersearch.space.distributions import _describe
+        try:
+            return Space.raw_value(dist, value)
+        except SpaceError:
+            from hypersearch.space.distributions import _describe
 
-        raise SpaceError(
-            f"trial {self.number}: the enqueued value {value!r} of {name!r} is not in "
-            f"{_describe(dist)}"
-        )
+            raise SpaceError(
+                f"trial {self.number}: the enqueued value {value!r} of {name!r} is not in "
+                f"{_describe(dist)}"
+            ) from None
 
     def suggest_float(
         self, name: str, low: float, high: float, *, log: bool = False, step: float | None = None

@@ -52,6 +52,7 @@ from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from hypersearch.errors import HypersearchError, StudyExhausted
+from hypersearch.integrations._seeds import drawn_seed
 from hypersearch.samplers import ALIASES, STRATEGIES, Sampler
 from hypersearch.schedulers import Scheduler, schedulers
 from hypersearch.space import Choice, Distribution, Float, Integer, Normal, Space
@@ -170,11 +171,9 @@ def as_search_space(param_space: Any) -> Space:
 def _study_seed(random_state: Any) -> int | None:
     """random_state as the study's seed: an int is the seed; a RandomState or Generator gives
     one (so two fits with the same generator differ, as in scikit-learn)."""
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        return None if random_state is None else int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**31 - 1))
-    return int(random_state.randint(2**31 - 1))
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    return drawn_seed(random_state)
 
 
 _searching = threading.local()  # .ids: the SearchCVs running batches in this thread

@@ -17,8 +17,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from hypersearch.errors import SpaceError
 from hypersearch.space.distributions import Choice, Distribution, Float, Integer, _describe
-from hypersearch.space.tree import ROOT_NAME, Space, node_to_json
+from hypersearch.space.tree import ROOT_NAME, Space, child_path, node_to_json
 
 
 def growth_problems(old: Space, new: Space) -> list[str]:
@@ -55,7 +56,7 @@ def _compare(old: Any, new: Any, prefix: str, problems: list[str]) -> None:
             problems.append(f"'{where}' was a mapping and is not any more")
             return
         for key, value in old.items():
-            child = f"{prefix}/{key}" if prefix else key
+            child = child_path(prefix, key)
             if key not in new:
                 problems.append(f"parameter '{child}' ({_describe(value)}) is gone"
                                 if isinstance(value, Distribution) else f"'{child}' is gone")
@@ -67,7 +68,7 @@ def _compare(old: Any, new: Any, prefix: str, problems: list[str]) -> None:
             problems.append(f"'{where}': a list of {len(old)} items changed shape")
             return
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            _compare(a, b, f"{prefix}/{i}" if prefix else str(i), problems)
+            _compare(a, b, child_path(prefix, str(i)), problems)
         return
     if _json(old) != _json(new):
         problems.append(f"constant '{where}' changed: stored {old!r}, given {new!r}")
@@ -121,14 +122,11 @@ def default_values(new: Space, added: list[str], given: Mapping[str, Any]) -> di
     out: dict[str, Any] = {}
     for name in added:
         dist, value = new.params[name].dist, given[name]
-        if isinstance(dist, Choice):
-            found = [i for i, option in enumerate(dist.options) if _json(option) == _json(value)]
-            if not found:
-                raise ValueError(f"space_defaults['{name}']: {value!r} is not one of its options")
-            value = found[0]
-        elif not dist.contains(value):
-            raise ValueError(f"space_defaults['{name}']: {value!r} is not in {_describe(dist)}")
-        out[name] = value
+        try:
+            out[name] = Space.raw_value(dist, value)
+        except SpaceError:
+            raise ValueError(f"space_defaults['{name}']: {value!r} is not in {_describe(dist)}"
+                             ) from None
     return out
 
 

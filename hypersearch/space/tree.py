@@ -61,7 +61,8 @@ class Param:
     condition: tuple[tuple[str, int], ...] = ()  # (choice path, option index) pairs above it
 
 
-def _child(prefix: str, segment: str) -> str:
+def child_path(prefix: str, segment: str) -> str:
+    """The path of `segment` inside the node at `prefix` (module docstring: naming)."""
     return f"{prefix}/{segment}" if prefix else segment
 
 
@@ -88,10 +89,10 @@ def _build(tree: Any, prefix: str, condition: tuple[tuple[str, int], ...]) -> An
                     f"space key {key!r} at '{prefix or '<root>'}' is not a valid name: keys must "
                     "be non-empty and may not contain '/', '[' or ']'"
                 )
-            items.append((key, _build(value, _child(prefix, key), condition)))
+            items.append((key, _build(value, child_path(prefix, key), condition)))
         return Mapping_(tuple(items))
     if isinstance(tree, (list, tuple)):
-        items = tuple(_build(v, _child(prefix, str(i)), condition) for i, v in enumerate(tree))
+        items = tuple(_build(v, child_path(prefix, str(i)), condition) for i, v in enumerate(tree))
         return Seq(items, isinstance(tree, tuple))
     if isinstance(tree, float) and not math.isfinite(tree):
         raise SpaceError(f"constant {tree} at '{prefix or '<root>'}' is not finite")
@@ -326,6 +327,12 @@ class Space:
         if not self._match(self.root, values, out, why):
             raise SpaceError(f"{values!r} does not fit the space: {why[0] if why else repr(self)}")
         return out
+
+    @staticmethod
+    def raw_value(dist: Distribution, value: Any) -> Any:
+        """The raw value of one parameter for `value` as the objective sees it (a choice's
+        option becomes its index); SpaceError when it does not fit."""
+        return Space(dist).flatten(value)[ROOT_NAME]
 
     def _match(self, node: Any, values: Any, out: dict[str, Any], why: list[str]) -> bool:
         """Whether `values` fit `node` (their flat assignment into `out`); the first reason

@@ -19,7 +19,7 @@ from typing import Any
 
 from hypersearch.errors import SpaceError
 from hypersearch.space.distributions import Choice, Distribution, Float, Integer
-from hypersearch.space.tree import ROOT_NAME, Space
+from hypersearch.space.tree import ROOT_NAME, Space, child_path
 
 
 def zoom_space(space: Space, best: Sequence[Mapping[str, Any]], margin: float = 0.1) -> Space:
@@ -46,10 +46,10 @@ def _zoom(tree: Any, prefix: str, best: list[Mapping[str, Any]], margin: float) 
             return _zoom_integer(tree, values, margin)
         return tree  # an unbounded prior
     if isinstance(tree, Mapping):
-        return {k: _zoom(v, f"{prefix}/{k}" if prefix else k, best, margin)
+        return {k: _zoom(v, child_path(prefix, k), best, margin)
                 for k, v in tree.items()}
     if isinstance(tree, list | tuple):
-        items = [_zoom(v, f"{prefix}/{i}" if prefix else str(i), best, margin)
+        items = [_zoom(v, child_path(prefix, str(i)), best, margin)
                  for i, v in enumerate(tree)]
         return tuple(items) if isinstance(tree, tuple) else items
     return tree

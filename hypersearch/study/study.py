@@ -831,9 +831,10 @@ def create_study(space: Any = None, **settings: Any) -> Study:
         return Study(record, store, definition)
     stored = _stored_definition(record)
     grows = space_obj is not None and stored.space is not None and stored.space != space_obj
-    problems = space_difference(stored.space, space_obj) if stored.space != space_obj else []
     if grows:
         problems = growth_problems(stored.space, space_obj)  # type: ignore[arg-type]
+    else:
+        problems = space_difference(stored.space, space_obj) if stored.space != space_obj else []
     if problems:
         raise StudyConflictError(
             f"study {name!r} already exists with a different space:\n  - "

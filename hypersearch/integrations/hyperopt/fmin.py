@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from hypersearch.errors import HypersearchError, StudyExhausted
+from hypersearch.integrations._seeds import drawn_seed
 from hypersearch.integrations.hyperopt.algos import sampler_for
 from hypersearch.integrations.hyperopt.base import (
     JOB_STATE_DONE,
@@ -200,10 +201,9 @@ def _seed(rstate: Any) -> int | None:
         if not env:
             return None
         rstate = np.random.default_rng(int(env))
-    if isinstance(rstate, np.random.Generator):
-        return int(rstate.integers(2**31 - 1))
-    if isinstance(rstate, np.random.RandomState):
-        return int(rstate.randint(2**31 - 1))
+    seed = drawn_seed(rstate)
+    if seed is not None:
+        return seed
     raise HypersearchError(
         f"fmin: rstate must be a numpy.random.Generator (np.random.default_rng(seed)) or a "
         f"RandomState, got {type(rstate).__name__}"
